@@ -1,0 +1,65 @@
+"""``yolocustom train``: train a recipe, explain it (``--dry-run``), or resume a run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from yolocustom.commands._common import fail, user_errors_exit_1
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` command to ``app``."""
+
+    @app.command("train")
+    @user_errors_exit_1
+    def train(
+        source: Path | None = typer.Argument(
+            None, help="A recipe YAML; with --resume, a last.pt to resume (or a recipe whose latest run to resume)."
+        ),
+        overrides: list[str] = typer.Option([], "--set", help="Override a recipe value, e.g. --set train.epochs=5."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Build model and trainer, print the plan, don't train."),
+        resume: bool = typer.Option(False, "--resume", help="Resume from a last.pt (SOURCE), or the latest run."),
+    ) -> None:
+        """Train with the features the recipe enables."""
+        from yolocustom import training
+        from yolocustom.recipe import load_recipe
+
+        resume_from: Path | None = None
+        if resume:
+            if overrides:
+                raise fail("--set cannot change a resumed run; the checkpoint's recipe is used as it was")
+            if source is not None and source.suffix == ".pt":
+                resume_from = source
+            else:
+                search = None
+                if source is not None:
+                    recipe = load_recipe(source)
+                    search = Path(recipe.train.get("project") or "runs")
+                resume_from = training.latest_checkpoint(search)
+            recipe = training.recipe_from_checkpoint(resume_from)
+            print(f"Resuming {resume_from} with its recipe (sha256 {recipe.digest()[:12]})")
+        elif source is None:
+            raise fail("give a recipe file, e.g. 'yolocustom train configs/demo.yaml'")
+        else:
+            recipe = load_recipe(source, overrides)
+        if dry_run:
+            sys.stdout.write(training.dry_run(recipe))
+            return
+        try:
+            outcome = training.train(recipe, resume_from)
+        except KeyboardInterrupt:
+            last = training.interrupted_checkpoint()
+            hint = (
+                f"Resume with: yolocustom train --resume {last}"
+                if last
+                else "No epoch had finished, so there is no last.pt to resume from."
+            )
+            sys.stderr.write(f"\nInterrupted. {hint}\n")
+            raise typer.Exit(130) from None
+        print(f"\nRun folder: {outcome.save_dir}\nbest.pt: {outcome.best}")
+        shown = {k: v for k, v in outcome.metrics.items() if k.startswith("metrics/")}
+        if shown:
+            print("Final metrics (best.pt): " + ", ".join(f"{k[8:]}={float(v):.3f}" for k, v in shown.items()))

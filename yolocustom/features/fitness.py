@@ -1,0 +1,76 @@
+"""Fitness: best.pt, EarlyStopping and ``best_fitness`` all follow the recipe's metric, consistently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yolocustom.features.f1_logging import F1_KEY, mean_f1
+from yolocustom.recipe import FitnessFeature
+
+METRIC_KEYS = {
+    "precision": "metrics/precision(B)",
+    "recall": "metrics/recall(B)",
+    "mAP50": "metrics/mAP50(B)",
+    "mAP50-95": "metrics/mAP50-95(B)",
+    "f1": F1_KEY,
+}
+
+
+def fitness_weights(feature: FitnessFeature) -> dict[str, float]:
+    """The blend as metric -> weight, normalised to sum to 1 (a single ``metric`` is weight 1)."""
+    if feature.metric is not None:
+        return {feature.metric: 1.0}
+    assert feature.weights is not None
+    total = sum(feature.weights.values())
+    return {k: v / total for k, v in feature.weights.items() if v > 0}
+
+
+def fitness_formula(feature: FitnessFeature) -> str:
+    """Human-readable formula, for ``--dry-run``."""
+    terms = [f"{w:g} x {m}" if w != 1 else m for m, w in fitness_weights(feature).items()]
+    text = " + ".join(terms)
+    return text.replace("default", "default (Ultralytics 8.4: mAP50-95)")
+
+
+def compute_fitness(feature: FitnessFeature, metrics: dict[str, Any], default: float, det_metrics: Any) -> float:
+    """Evaluate the recipe's fitness from one validation's metrics.
+
+    Args:
+        feature: The recipe's fitness block.
+        metrics: The validator's metrics dict (``fitness`` already popped).
+        default: Ultralytics' own fitness for this validation.
+        det_metrics: The validator's ``DetMetrics``, for F1 when F1 logging is off.
+    """
+    total = 0.0
+    for name, weight in fitness_weights(feature).items():
+        if name == "default":
+            value = float(default)
+        elif name == "f1":
+            value = float(metrics[F1_KEY]) if F1_KEY in metrics else mean_f1(det_metrics)
+        else:
+            value = float(metrics[METRIC_KEYS[name]])
+        total += weight * value
+    return total
+
+
+class FitnessMixin:
+    """Recipe fitness.
+
+    Hook: ``validate``. The usual override (call ``super().validate()`` then swap the fitness) is wrong: the base has
+    already compared the *default* fitness with ``best_fitness`` and stored it, so the two scales mix and best.pt,
+    EarlyStopping and resume disagree. Here the base's update is undone, the recipe's fitness is computed from the same
+    validation, and ``best_fitness`` is updated exactly once, on one scale. EarlyStopping and ``save_model`` read the
+    returned fitness; the checkpoint stores this ``best_fitness``, so a resumed run continues on the same scale.
+    """
+
+    def validate(self) -> tuple[dict[str, Any] | None, float | None]:
+        best_before = self.best_fitness  # type: ignore[has-type]
+        metrics, default = super().validate()  # type: ignore[misc]
+        self.best_fitness = best_before
+        if metrics is None:
+            return metrics, default
+        feature = self.yc_recipe.features.fitness  # type: ignore[attr-defined]
+        fitness = compute_fitness(feature, metrics, default, self.validator.metrics)  # type: ignore[attr-defined]
+        if self.best_fitness is None or self.best_fitness < fitness:
+            self.best_fitness = fitness
+        return metrics, fitness

@@ -1,0 +1,97 @@
+"""Always-on mixin: records the resolved recipe in the run folder and in every checkpoint, and keeps CSVs honest
+across resume."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from yolocustom import __version__
+from yolocustom.recipe import Recipe, validate_recipe
+
+CHECKPOINT_ATTR = "yolocustom"  # attribute on the checkpointed model; travels inside last.pt / best.pt via the EMA
+RECIPE_FILE = "recipe.yaml"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def trim_csv_after_epoch(path: Path, last_epoch: int) -> int:
+    """Drop rows whose first column (1-based epoch) is > ``last_epoch``; return how many rows were dropped."""
+    if not path.exists():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if not lines:
+        return 0
+    kept = [lines[0]]
+    for line in lines[1:]:
+        head = line.split(",", 1)[0].strip()
+        try:
+            keep = float(head) <= last_epoch
+        except ValueError:
+            keep = True
+        if keep:
+            kept.append(line)
+    dropped = len(lines) - len(kept)
+    if dropped:
+        atomic_write_text(path, "".join(kept))
+    return dropped
+
+
+class RecipeRecordMixin:
+    """Record the recipe; changes nothing about the optimisation itself.
+
+    Hooks:
+        ``set_model_attributes``: the first point where the built model exists on every rank, and inside training, so
+            under DDP it runs after Ultralytics' launcher has wiped the save dir. Attaches ``{recipe, digest}`` to the
+            model (the EMA copy carries it into last.pt/best.pt) and writes ``recipe.yaml`` on rank 0.
+        ``resume_training``: Ultralytics appends to results.csv after the epoch's row may already be there (a kill
+            between ``save_metrics`` and ``save_model``); rows past the checkpoint's epoch are dropped so a resumed run
+            has no duplicate epochs.
+    """
+
+    yc_recipe_data: ClassVar[dict[str, Any]] = {}
+    CSV_FILES: ClassVar[tuple[str, ...]] = ("results.csv", "f1_per_class.csv")
+
+    @property
+    def yc_recipe(self) -> Recipe:
+        """The validated recipe this trainer class was built from."""
+        cached = self.__dict__.get("_yc_recipe")
+        if cached is None:
+            cached = self.__dict__["_yc_recipe"] = validate_recipe(dict(type(self).yc_recipe_data))
+        return cached
+
+    def set_model_attributes(self) -> None:
+        super().set_model_attributes()  # type: ignore[misc]
+        from ultralytics.utils import RANK
+
+        recipe = self.yc_recipe
+        record = {"recipe": recipe.resolved_dict(), "digest": recipe.digest(), "yolocustom": __version__}
+        setattr(self.model, CHECKPOINT_ATTR, record)  # type: ignore[attr-defined]
+        if RANK in {-1, 0}:
+            import yaml
+
+            text = f"# resolved by yolocustom {__version__}; sha256 {record['digest']}\n" + yaml.safe_dump(
+                record["recipe"], sort_keys=False
+            )
+            atomic_write_text(Path(self.save_dir) / RECIPE_FILE, text)  # type: ignore[attr-defined]
+
+    def resume_training(self, ckpt: Any) -> None:
+        super().resume_training(ckpt)  # type: ignore[misc]
+        from ultralytics.utils import RANK
+
+        if ckpt is not None and getattr(self, "resume", False) and RANK in {-1, 0}:
+            for name in self.CSV_FILES:
+                trim_csv_after_epoch(Path(self.save_dir) / name, self.start_epoch)  # type: ignore[attr-defined]

@@ -1,0 +1,89 @@
+"""The ``--dry-run`` plan: read back from a trainer that was set up exactly as training would set it up."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from yolocustom.recipe import Recipe
+
+
+def _section(title: str, lines: list[str]) -> list[str]:
+    return [f"\n{title}", *[f"  {line}" for line in lines]]
+
+
+def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
+    """Describe what training will do: trainer class, frozen layers, optimizer groups, weights, fitness, args.
+
+    Args:
+        trainer: A trainer built by ``build_trainer`` after ``_setup_train()``.
+        recipe: Its recipe.
+        note: A line to print under the header (e.g. why the plan ran on CPU).
+    """
+    from ultralytics.utils import DEFAULT_CFG_DICT
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    from yolocustom.features.fitness import fitness_formula
+    from yolocustom.features.layer_lr import PART_KEY
+
+    model = unwrap_model(trainer.model)
+    feats = recipe.features.enabled()
+    mixins = [c.__name__ for c in type(trainer).__mro__[1:] if c.__module__.startswith("yolocustom.features")]
+    out = [f"yolocustom plan for {recipe.model} on {recipe.data} (recipe sha256 {recipe.digest()[:12]})"]
+    if note:
+        out.append(note)
+    out += _section("Trainer", [f"{type(trainer).__name__}: {' -> '.join(mixins)} -> DetectionTrainer"])
+
+    frozen: dict[str, int] = defaultdict(int)
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            frozen[".".join(name.split(".")[:2])] += p.numel()
+    freeze = feats.get("freeze")
+    lines = [f"{layer}: {n:,} params" for layer, n in frozen.items()]
+    lines.append(f"total frozen: {sum(frozen.values()):,} of {sum(p.numel() for p in model.parameters()):,} params")
+    if freeze is not None:
+        lines.append(
+            f"unfreeze: layers {trainer.yc_freeze_layers} at the start of epoch {freeze.epochs + 1} (1-based) "  # type: ignore[attr-defined]
+            f"of {trainer.epochs}; '.dfl' stays frozen (Ultralytics always freezes it)"
+        )
+    out += _section("Frozen parameters", lines)
+
+    bias_lr = trainer.args.warmup_bias_lr
+    lines = [f"{'#':>2} {'group':<7} {'part':<9} {'tensors':>7} {'params':>10} {'lr':>10} {'warmup start':>12} {'decay':>8}"]
+    for i, g in enumerate(trainer.optimizer.param_groups):
+        tag = g.get("param_group", "?")
+        warm = bias_lr if tag == "bias" else 0.0
+        count = sum(p.numel() for p in g["params"])
+        lines.append(
+            f"{i:>2} {tag:<7} {g.get(PART_KEY, '-'):<9} {len(g['params']):>7} {count:>10,} {g['initial_lr']:>10.3g} "
+            f"{warm:>12.3g} {g.get('weight_decay', 0.0):>8.3g}"
+        )
+    lines.append(f"optimizer: {type(trainer.optimizer).__name__}, {trainer.epochs} epochs, schedule lrf={trainer.args.lrf}")
+    layer_lr = feats.get("layer_lr")
+    if layer_lr is not None:
+        lines.append(
+            f"backbone lr = head lr x {layer_lr.backbone_ratio:g} after warmup and throughout the schedule; during "  # type: ignore[attr-defined]
+            f"warmup, non-bias groups ramp from 0 (ratio holds at every step) while bias groups fall from Ultralytics' "
+            f"absolute warmup_bias_lr={bias_lr:g}, so the ratio there holds only once warmup ends"
+        )
+    out += _section("Optimizer groups", lines)
+
+    weights = getattr(model, "class_weights", None)
+    if weights is not None:
+        counts = trainer.get_class_counts()
+        table = [f"{'id':>4} {'class':<20} {'instances':>10} {'weight':>8}"]
+        table += [
+            f"{i:>4} {trainer.data['names'][i]:<20} {int(counts[i]):>10} {float(w):>8.3f}"
+            for i, w in enumerate(weights.tolist())
+        ]
+        out += _section("Class weights (classification BCE, both heads)", table)
+
+    fitness = feats.get("fitness")
+    formula = fitness_formula(fitness) if fitness is not None else "default (Ultralytics 8.4: mAP50-95)"  # type: ignore[arg-type]
+    out += _section("Fitness (best.pt, early stopping, best_fitness)", [formula])
+
+    args = vars(trainer.args)
+    skip = {"save_dir", "project", "name", "exist_ok", "plots"}
+    changed = [f"{k}={v!r}" for k, v in args.items() if k not in skip and DEFAULT_CFG_DICT.get(k) != v]
+    out += _section("Ultralytics arguments (differing from defaults)", [", ".join(changed)])
+    return "\n".join(out) + "\n"

@@ -1,0 +1,482 @@
+"""The recipe schema (pydantic v2) and ``load_recipe``: YAML file + ``--set`` overrides -> validated ``Recipe``.
+
+Every model forbids unknown keys. Problems are reported as ``file:line:col: field.path: expected ..., found ...``,
+all of them at once, through one ``RecipeError``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from yolocustom.errors import RecipeError
+from yolocustom.ultralytics_cfg import check_train_value, load_ultralytics_cfg
+from yolocustom.yaml_source import PathKey, Position, YamlSourceError, parse_document, parse_scalar, read_text
+
+FITNESS_METRICS = ("precision", "recall", "mAP50", "mAP50-95", "f1", "default")
+WeightScheme = Literal["inverse", "sqrt_inverse", "effective_number"]
+LayerSpec = Literal["backbone"] | Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=0)]]
+
+# Keys of ``train`` that yolocustom owns, with where they belong instead.
+OWNED_TRAIN_KEYS = {
+    "model": "set the top-level 'model' key instead",
+    "data": "set the top-level 'data' key instead",
+    "device": "set the top-level 'device' key instead",
+    "trainer": "yolocustom builds the trainer from 'features'",
+    "resume": "use 'yolocustom train --resume [LAST_PT]' instead",
+    "mode": "yolocustom always trains",
+    "cfg": "put the arguments in 'train' directly; recipes don't load other config files",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Feature(_Strict):
+    """A feature block: present means on, unless ``enabled: false``. ``key:`` alone (null) or ``true`` mean on."""
+
+    enabled: bool = Field(True, description="Set false to keep the block in the file but switch the feature off.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value is None or value is True:
+            return {}
+        if value is False:
+            return {"enabled": False}
+        return value
+
+
+def _check_layers(value: Any) -> Any:
+    """Validate the three layer forms with one precise message instead of a pydantic union error per member."""
+    if value == "backbone":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | list | str):
+        raise ValueError(f"expected 'backbone', an int N (first N layers) or a list of layer indices, found {value!r}")
+    if isinstance(value, str):
+        hint = difflib.get_close_matches(value, ["backbone"], n=1)
+        raise ValueError(
+            f"expected 'backbone', an int N or a list of indices, found {value!r}"
+            + (f"; did you mean '{hint[0]}'?" if hint else "")
+        )
+    if isinstance(value, int) and value < 1:
+        raise ValueError(f"expected N >= 1 (freeze the first N layers), found {value}")
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("expected a non-empty list of layer indices, found []")
+        bad = [x for x in value if isinstance(x, bool) or not isinstance(x, int) or x < 0]
+        if bad:
+            raise ValueError(f"expected layer indices as integers >= 0, found {bad[0]!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"expected unique layer indices, found duplicates in {value}")
+    return value
+
+
+class F1Logging(_Feature):
+    """Log ``metrics/F1(B)`` (mean F1 over every class in the val set, zeros included) in results.csv and loggers."""
+
+    per_class: bool = Field(True, description="Also print a per-class F1 table each epoch and write f1_per_class.csv.")
+
+
+class ClassWeightsFeature(_Feature):
+    """Scale each class's classification loss, through Ultralytics' own ``model.class_weights`` hook."""
+
+    weights: dict[int | str, Annotated[float, Field(gt=0)]] | None = Field(
+        None, description="Explicit weights by class id or class name; classes not listed get 1.0."
+    )
+    auto: WeightScheme | None = Field(
+        None, description="Derive weights from the training labels: inverse, sqrt_inverse or effective_number."
+    )
+    beta: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None, description="effective_number only: beta in (0, 1), default 0.999 (Cui et al., CVPR 2019)."
+    )
+    normalize: Literal["mean", "none"] | None = Field(
+        None, description="'mean' rescales so the average weight is 1. Default: mean for auto, none for weights."
+    )
+    max_weight: Annotated[float, Field(gt=0)] | None = Field(None, description="Cap applied after normalisation.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ClassWeightsFeature:
+        if self.enabled and (self.weights is None) == (self.auto is None):
+            raise ValueError(
+                "expected exactly one of 'weights' (explicit mapping) or 'auto' (a scheme), found "
+                + ("both" if self.weights is not None else "neither")
+            )
+        if self.beta is not None and self.auto != "effective_number":  # a silently ignored beta hides a typo
+            raise ValueError(f"'beta' only applies to auto: effective_number, found auto: {self.auto}")
+        return self
+
+
+class FitnessFeature(_Feature):
+    """Pick best.pt, early stopping and ``best_fitness`` by another metric or a weighted blend."""
+
+    metric: Literal["precision", "recall", "mAP50", "mAP50-95", "f1", "default"] | None = Field(
+        None, description="One metric; 'default' is whatever the installed Ultralytics uses (mAP50-95 in 8.4)."
+    )
+    weights: (
+        dict[Literal["precision", "recall", "mAP50", "mAP50-95", "f1", "default"], Annotated[float, Field(ge=0)]] | None
+    ) = Field(None, description="A blend: metric name -> non-negative weight; divided by the weights' sum.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FitnessFeature:
+        if self.enabled and (self.metric is None) == (self.weights is None):
+            raise ValueError(
+                "expected exactly one of 'metric' or 'weights', found " + ("both" if self.metric else "neither")
+            )
+        if self.weights is not None and sum(self.weights.values()) <= 0:
+            raise ValueError(f"expected weights with a positive sum, found {dict(self.weights)}")
+        return self
+
+
+class FreezeFeature(_Feature):
+    """Train with layers frozen for the first ``epochs`` epochs, then unfreeze them."""
+
+    layers: LayerSpec = Field(
+        "backbone", description="'backbone' (from the model YAML), N (first N layers) or a list of layer indices."
+    )
+    epochs: Annotated[int, Field(ge=1)] = Field(
+        ..., description="Frozen epochs; the layers unfreeze at the start of epoch `epochs` (0-based)."
+    )
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any) -> Any:
+        return _check_layers(value)
+
+
+class LayerLRFeature(_Feature):
+    """Give the backbone a learning rate of head LR x ``backbone_ratio``, keeping Ultralytics' optimizer groups."""
+
+    backbone_ratio: Annotated[float, Field(gt=0)] = Field(..., description="Backbone LR = head LR x this ratio.")
+    backbone_layers: LayerSpec = Field("backbone", description="Same forms as freeze.layers.")
+
+    @field_validator("backbone_layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any) -> Any:
+        return _check_layers(value)
+
+
+class Features(_Strict):
+    """Optional features; each present block switches its feature on."""
+
+    f1_logging: F1Logging | None = None
+    class_weights: ClassWeightsFeature | None = None
+    fitness: FitnessFeature | None = None
+    freeze: FreezeFeature | None = None
+    layer_lr: LayerLRFeature | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_blocks_are_on(cls, value: Any) -> Any:
+        # `f1_logging:` with nothing after it parses as null; in a recipe it reads as "on, with defaults".
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    def enabled(self) -> dict[str, _Feature]:
+        """Return the enabled feature blocks by name, in declaration order."""
+        blocks = {name: getattr(self, name) for name in type(self).model_fields}
+        return {name: block for name, block in blocks.items() if block is not None and block.enabled}
+
+
+DeviceSpec = Literal["cpu", "mps", "auto"] | Annotated[int, Field(ge=0)] | list[Annotated[int, Field(ge=0)]] | str
+
+
+class Recipe(_Strict):
+    """A yolocustom training recipe."""
+
+    version: Literal[1] = Field(1, description="Recipe format version; only 1 exists.")
+    model: str = Field(..., min_length=1, description="Model YAML (e.g. yolo26n.yaml, trains from scratch) or .pt.")
+    data: str = Field(..., min_length=1, description="Dataset YAML path or an Ultralytics dataset name.")
+    device: DeviceSpec = Field(
+        "auto", description="'cpu', 'mps', a GPU index, a list of GPU indices (DDP), '0,1', or 'auto'."
+    )
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="Arguments for Ultralytics train(), checked against its default.yaml."
+    )
+    features: Features = Field(default_factory=Features)
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected 'cpu', 'mps', 'auto', a GPU index or a list of indices, found {value!r}")
+        if isinstance(value, str) and value not in {"cpu", "mps", "auto"}:
+            if not re.fullmatch(r"\d+(,\d+)*", value.replace(" ", "")):
+                hint = difflib.get_close_matches(value, ["cpu", "mps", "auto"], n=1)
+                raise ValueError(
+                    f"expected 'cpu', 'mps', 'auto', a GPU index or '0,1', found {value!r}"
+                    + (f"; did you mean '{hint[0]}'?" if hint else "")
+                )
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError(f"expected a non-empty list of distinct GPU indices, found {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Recipe:
+        problems = recipe_problems(self)
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    # -- derived views ------------------------------------------------------------------------------------------------
+    def ultralytics_device(self) -> str | None:
+        """The recipe's device as Ultralytics' ``device`` argument (``None`` lets Ultralytics pick)."""
+        if self.device == "auto":
+            return None
+        if isinstance(self.device, list):
+            return ",".join(str(i) for i in self.device)
+        return str(self.device).replace(" ", "")
+
+    def train_epochs(self) -> int:
+        """Epochs the run will train for (``train.epochs`` or Ultralytics' default)."""
+        return int(self.train.get("epochs", load_ultralytics_cfg().defaults["epochs"]))
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The recipe as plain Python data (YAML-safe, picklable), defaults filled in; class-id keys stay ints."""
+        return self.model_dump()
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the resolved recipe."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Problems(Exception):  # noqa: N818 - internal carrier, deliberately not a ValueError so pydantic re-raises it
+    """Cross-field problems with their field paths; not a ValueError, so pydantic passes it through unwrapped."""
+
+    def __init__(self, problems: list[tuple[PathKey, str]]):
+        super().__init__("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in problems))
+        self.problems = problems
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    hint = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean '{hint[0]}'?" if hint else ""
+
+
+def recipe_problems(recipe: Recipe) -> list[tuple[PathKey, str]]:
+    """Checks that span fields or need Ultralytics' catalogue; returns ``(field path, message)`` pairs."""
+    cfg = load_ultralytics_cfg()
+    feats = recipe.features.enabled()
+    problems = train_problems(recipe.train, set(feats))
+    epochs = recipe.train.get("epochs", cfg.defaults["epochs"])
+    freeze = feats.get("freeze")
+    if isinstance(freeze, FreezeFeature) and isinstance(epochs, int) and freeze.epochs >= epochs:
+        problems.append(
+            (
+                ("features", "freeze", "epochs"),
+                f"expected fewer than train.epochs ({epochs}), found {freeze.epochs}: layers unfreeze at the start of "
+                f"epoch {freeze.epochs} (0-based), which a {epochs}-epoch run never reaches, so they would stay frozen; "
+                "drop the freeze feature or lower freeze.epochs",
+            )
+        )
+    return problems
+
+
+def train_problems(train: dict[Any, Any], features: set[str]) -> list[tuple[PathKey, str]]:
+    """Check ``train`` keys and values against Ultralytics' catalogue and yolocustom's ownership rules.
+
+    Args:
+        train (dict): The recipe's ``train`` mapping.
+        features (set[str]): Names of the enabled features (some make Ultralytics keys conflict).
+    """
+    cfg = load_ultralytics_cfg()
+    problems: list[tuple[PathKey, str]] = []
+    for key, value in train.items():
+        path: PathKey = ("train", key)
+        if not isinstance(key, str):
+            problems.append((path, f"expected string keys, found {key!r}"))
+        elif key in OWNED_TRAIN_KEYS:
+            problems.append((path, f"'{key}' is owned by yolocustom: {OWNED_TRAIN_KEYS[key]}"))
+        elif key == "freeze" and "freeze" in features:
+            problems.append((path, "'train.freeze' conflicts with features.freeze; set the layers there"))
+        elif key == "cls_pw" and "class_weights" in features and value:
+            problems.append(
+                (
+                    path,
+                    "'train.cls_pw' and features.class_weights would both set model.class_weights and fight; "
+                    "remove cls_pw",
+                )
+            )
+        elif key == "task" and value != "detect":
+            problems.append((path, f"expected 'detect' (yolocustom builds detection trainers), found {value!r}"))
+        elif key not in cfg.defaults:
+            problems.append((path, f"unknown Ultralytics train argument '{key}'{_suggest(key, list(cfg.defaults))}"))
+        elif (message := check_train_value(key, value)) is not None:
+            problems.append((path, message))
+    return problems
+
+
+def find_position(positions: dict[PathKey, Position], path: PathKey) -> Position | None:
+    """Return the position of the longest prefix of ``path`` that the source recorded."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in positions:
+            return positions[path[:end]]
+    return None
+
+
+def _format_pydantic_error(err: dict[str, Any]) -> tuple[PathKey, str]:
+    """Turn one pydantic error into (clean field path, 'expected ..., found ...' message)."""
+    loc: PathKey = tuple(
+        p
+        for p in err["loc"]
+        if not (
+            isinstance(p, str) and (p.startswith(("literal[", "list[", "function-")) or p in {"int", "str", "float"})
+        )
+    )
+    kind, found = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        parent_model = _model_at(loc[:-1])
+        options = list(parent_model.model_fields) if parent_model else []
+        key = str(loc[-1])
+        return loc, f"unknown key '{key}'{_suggest(key, options)} (expected one of: {', '.join(options)})"
+    if kind == "missing":
+        return loc, "required key is missing"
+    message = err["msg"]
+    if message.startswith("Value error, "):  # our own validators already say what was expected and found
+        return loc, message.removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    message = message.replace("input should be greater", "expected a value greater")
+    message = message.replace("input should be less", "expected a value less")
+    message = message.replace("input should be", "expected").replace("input should", "expected")
+    hint = ""
+    if kind == "literal_error" and isinstance(found, str):
+        hint = _suggest(found, re.findall(r"'([^']+)'", message))
+    return loc, f"{message}, found {found!r}{hint}"
+
+
+def _model_at(path: PathKey) -> type[BaseModel] | None:
+    """The pydantic model class that validates the mapping at ``path`` (for 'did you mean' on unknown keys)."""
+    model: type[BaseModel] = Recipe
+    for part in path:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = getattr(annotation, "__args__", (annotation,))
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _set_override(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ValueError(f"'{'.'.join(parts[: i + 1])}' is not a mapping, so '{dotted}' cannot be set")
+        node = child
+    node[parts[-1]] = value
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or "\\" in value or value.startswith(".")
+
+
+def _resolve_relative(value: str, base: Path) -> str:
+    """Resolve a model/data reference against the recipe's folder when it names a file there or looks like a path.
+
+    Bare names (``yolo26n.yaml``, ``coco8.yaml``) stay as they are for Ultralytics to resolve, unless a file of that
+    name sits next to the recipe.
+    """
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute():
+        return str(candidate)
+    local = base / candidate
+    if local.exists() or _looks_like_path(value):
+        return str(local.resolve())
+    return value
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, validate and resolve a recipe file.
+
+    Args:
+        path (str | Path): The recipe YAML.
+        overrides (list[str], optional): ``dotted.key=value`` strings, values parsed as YAML.
+
+    Returns:
+        (Recipe): The validated recipe with ``model``/``data`` resolved against the recipe's folder.
+
+    Raises:
+        RecipeError: With every problem found, each with ``line:col`` (or the ``--set`` it came from) and field path.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        data, positions = parse_document(read_text(path))
+    except YamlSourceError as e:
+        raise RecipeError(source, [f"{e.position}: {e.message}" if e.position else e.message]) from None
+    if not isinstance(data, dict):
+        raise RecipeError(
+            source,
+            [f"1:1: expected a mapping at the top level (model: ..., data: ...), found {type(data).__name__}"],
+        )
+    override_sources: dict[PathKey, str] = {}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise RecipeError(source, [f"--set {item!r}: expected dotted.key=value, e.g. train.epochs=5"])
+        try:
+            _set_override(data, key, parse_scalar(raw))
+        except (ValueError, YamlSourceError) as e:
+            raise RecipeError(source, [f"--set {item}: {e}"]) from None
+        override_sources[tuple(key.split("."))] = f"--set {item}"
+    base = path.resolve().parent
+    for key in ("model", "data"):
+        if isinstance(data.get(key), str) and data[key]:
+            data[key] = _resolve_relative(data[key], base)
+    return validate_recipe(data, source, positions, override_sources)
+
+
+def validate_recipe(
+    data: dict[str, Any],
+    source: str = "<recipe>",
+    positions: dict[PathKey, Position] | None = None,
+    override_sources: dict[PathKey, str] | None = None,
+) -> Recipe:
+    """Validate recipe data (already parsed) and raise one ``RecipeError`` listing every problem with its location."""
+    positions = positions or {}
+    override_sources = override_sources or {}
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        problems = [_format_pydantic_error(dict(err)) for err in e.errors(include_url=False)]
+        train, feats = data.get("train"), data.get("features")
+        if isinstance(train, dict) and not any(loc[:1] == ("train",) for loc, _ in problems):
+            # pydantic stopped before the cross-field pass; still report the train keys in the same run
+            on = {k for k, v in feats.items() if v is not False} if isinstance(feats, dict) else set()
+            problems += train_problems(train, on)
+    except _Problems as e:
+        problems = e.problems
+    lines = []
+    for loc, message in problems:
+        where = next((src for p, src in override_sources.items() if loc[: len(p)] == p), None)
+        if where is None:
+            pos = find_position(positions, loc)
+            where = str(pos) if pos else None
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{where + ': ' if where else ''}{field}: {message}")
+    raise RecipeError(source, lines)
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a recipe file, for editors (``yolocustom schema``)."""
+    schema = Recipe.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "yolocustom recipe"
+    return schema

@@ -1,0 +1,156 @@
+"""Running a recipe: pre-flight checks, training through Ultralytics' normal path, resume, and the dry-run plan.
+
+Imports torch/ultralytics lazily: the CLI imports this module only for ``train``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from yolocustom.errors import UserError
+from yolocustom.recipe import Recipe, load_recipe, validate_recipe
+
+MODEL_SUFFIXES = (".yaml", ".yml", ".pt")
+
+
+@dataclass
+class TrainOutcome:
+    """What a finished run produced."""
+
+    save_dir: Path
+    best: Path
+    last: Path
+    metrics: dict[str, float]
+
+
+def check_model_reference(model: str) -> None:
+    """Refuse model references that would make Ultralytics download weights (this tool never downloads)."""
+    if not model.endswith(MODEL_SUFFIXES):
+        raise UserError(f"model: expected a model YAML (e.g. yolo26n.yaml) or a .pt file, found {model!r}")
+    if model.endswith(".pt") and not Path(model).is_file():
+        raise UserError(
+            f"model: checkpoint {model!r} not found on disk; yolocustom does not download weights. Give a local .pt "
+            "path, or a model YAML such as yolo26n.yaml to train from scratch"
+        )
+
+
+def preflight(recipe: Recipe) -> None:
+    """Check the dataset before any compute: it resolves offline, both splits have images, labels are readable.
+
+    Corrupt label files are reported (Ultralytics would drop them with a warning during epoch setup); a train split
+    with no usable label at all is an error.
+    """
+    from yolocustom.datasets import resolve_dataset, split_image_files
+    from yolocustom.label_counts import count_labels
+
+    spec = resolve_dataset(recipe.data)
+    for split in ("train", "val"):
+        images = split_image_files(spec, split)
+        if not images:
+            raise UserError(f"data: the '{split}' split of {recipe.data} has no images")
+        if split == "train":
+            counts = count_labels(images, spec.nc)
+            for file, reason in counts.rejected:
+                print(f"warning: label file excluded, as Ultralytics will: {file}: {reason}")
+            if counts.instances == 0:
+                raise UserError(
+                    f"data: no usable labels in the train split of {recipe.data} "
+                    f"({counts.images} images, {len(counts.rejected)} label files rejected)"
+                )
+
+
+def recipe_from_checkpoint(path: Path) -> Recipe:
+    """Rebuild the recipe a checkpoint was trained with (embedded record, else the run folder's recipe.yaml)."""
+    from ultralytics.utils.patches import torch_load
+
+    from yolocustom.features.recipe_record import CHECKPOINT_ATTR, RECIPE_FILE
+
+    if not path.is_file():
+        raise UserError(f"--resume: checkpoint {path} not found")
+    try:
+        ckpt = torch_load(path, map_location="cpu")
+    except Exception as e:  # a truncated or foreign file: say so instead of a pickle traceback
+        raise UserError(f"--resume: {path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+    model = ckpt.get("ema") or ckpt.get("model")
+    record = getattr(model, CHECKPOINT_ATTR, None)
+    if record is not None:
+        return validate_recipe(dict(record["recipe"]), source=f"{path} (embedded recipe)")
+    save_dir = Path((ckpt.get("train_args") or {}).get("save_dir", path.parent.parent))
+    if (save_dir / RECIPE_FILE).is_file():
+        return load_recipe(save_dir / RECIPE_FILE)
+    raise UserError(f"--resume: {path} was not trained by yolocustom (no embedded recipe, no {save_dir / RECIPE_FILE})")
+
+
+def latest_checkpoint(search_dir: Path | None = None) -> Path:
+    """The most recent ``last.pt`` under ``search_dir`` (Ultralytics' runs folder by default)."""
+    from ultralytics.utils.files import get_latest_run
+
+    found = get_latest_run(str(search_dir)) if search_dir else get_latest_run()
+    if not found:
+        raise UserError(f"--resume: no last.pt found under {search_dir or 'the runs folder'}")
+    return Path(found)
+
+
+def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
+    """Train with the recipe's features on its device (DDP through Ultralytics' launcher for several GPUs).
+
+    Args:
+        recipe (Recipe): The validated recipe.
+        resume_from (Path, optional): A ``last.pt`` to resume; the trainer is rebuilt from ``recipe``.
+
+    Raises:
+        KeyboardInterrupt: Re-raised after the caller has been given the trainer (see ``train_command``).
+    """
+    from ultralytics import YOLO
+
+    from yolocustom.factory import build_trainer, train_overrides
+
+    trainer_cls = build_trainer(recipe)
+    if resume_from is not None:
+        model = YOLO(str(resume_from))
+        _ACTIVE["model"] = model
+        model.train(resume=str(resume_from), trainer=trainer_cls)
+    else:
+        check_model_reference(recipe.model)
+        preflight(recipe)
+        model = YOLO(recipe.model)
+        _ACTIVE["model"] = model
+        model.train(trainer=trainer_cls, **train_overrides(recipe))
+    trainer = model.trainer
+    metrics = getattr(trainer, "metrics", None) or {}
+    return TrainOutcome(Path(trainer.save_dir), Path(trainer.best), Path(trainer.last), dict(metrics))
+
+
+_ACTIVE: dict[str, Any] = {}  # the YOLO model of the run in progress, so an interrupt can name its last.pt
+
+
+def interrupted_checkpoint() -> Path | None:
+    """The ``last.pt`` of the run that was interrupted, if it wrote one."""
+    trainer = getattr(_ACTIVE.get("model"), "trainer", None)
+    last = getattr(trainer, "last", None)
+    return Path(last) if last is not None and Path(last).exists() else None
+
+
+def dry_run(recipe: Recipe) -> str:
+    """Build the model and trainer exactly as ``train`` would (data loaders, optimizer, class weights) and describe
+    the plan, without running an epoch. Runs single-process on CPU when the recipe asks for several GPUs."""
+    from yolocustom.factory import build_trainer, train_overrides
+    from yolocustom.plan import describe_plan
+
+    check_model_reference(recipe.model)
+    preflight(recipe)
+    trainer_cls = build_trainer(recipe)
+    with tempfile.TemporaryDirectory(prefix="yolocustom-dry-run-") as tmp:
+        overrides = train_overrides(recipe)
+        device = overrides.get("device")
+        note = ""
+        if isinstance(device, str) and "," in device:
+            note = f"(planned on CPU in one process; the real run trains on devices {device} with DDP)"
+            overrides["device"] = "cpu"
+        overrides.update(model=recipe.model, project=tmp, name="plan", exist_ok=True, plots=False)
+        trainer = trainer_cls(overrides=overrides)
+        trainer._setup_train()
+        return describe_plan(trainer, recipe, note)
