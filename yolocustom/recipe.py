@@ -36,7 +36,7 @@ OWNED_TRAIN_KEYS = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class _Feature(_Strict):
@@ -240,8 +240,13 @@ class Recipe(_Strict):
         return int(self.train.get("epochs", load_ultralytics_cfg().defaults["epochs"]))
 
     def resolved_dict(self) -> dict[str, Any]:
-        """The recipe as plain Python data (YAML-safe, picklable), defaults filled in; class-id keys stay ints."""
-        return self.model_dump()
+        """The recipe as plain Python data (YAML-safe, picklable), defaults filled in; class-id keys stay ints.
+
+        Absent feature blocks are left out rather than written as null, which a recipe reads as "on".
+        """
+        data = self.model_dump()
+        data["features"] = {k: v for k, v in data["features"].items() if v is not None}
+        return data
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the resolved recipe."""

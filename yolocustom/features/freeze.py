@@ -37,9 +37,11 @@ def rewrap_ddp(ddp: nn.parallel.DistributedDataParallel) -> nn.parallel.Distribu
         "device_ids": ddp.device_ids,
         "find_unused_parameters": ddp.find_unused_parameters,
         "static_graph": ddp.static_graph,
-        "broadcast_buffers": ddp.broadcast_buffers,
         "process_group": ddp.process_group,
     }
+    # Ultralytics turns buffer syncing off; torch >= 2.13 spells that forward_sync_buffers
+    sync_key = "forward_sync_buffers" if hasattr(ddp, "forward_sync_buffers") else "broadcast_buffers"
+    kwargs[sync_key] = getattr(ddp, sync_key, ddp.broadcast_buffers)
     return nn.parallel.DistributedDataParallel(ddp.module, **kwargs)
 
 

@@ -1,0 +1,86 @@
+"""Shared fixtures: real datasets (COCO8 from ../shared, the generated shapes set) and real Ultralytics runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # never probe the network from tests
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+# Small, fast, deterministic Ultralytics settings for real training runs on CPU. nbs=batch so every batch is an
+# optimizer step (with nbs=64, a 1-batch COCO8 epoch would accumulate gradients and often not step at all).
+TINY_TRAIN = {"imgsz": 32, "batch": 4, "nbs": 4, "workers": 0, "plots": False, "seed": 0, "exist_ok": True, "amp": False}
+
+
+def shared_dataset_yaml(name: str, dest: Path) -> Path:
+    """Copy a ../shared dataset YAML to ``dest`` with ``path:`` pointing at the real folder (no images copied)."""
+    root = SHARED_DATASETS / name
+    if not root.is_dir():
+        pytest.skip(f"../shared/datasets/{name} is not available")
+    data = yaml.safe_load((root / f"{name}.yaml").read_text())
+    data["path"] = str(root)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / f"{name}.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def coco8_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shared_dataset_yaml("coco8", tmp_path_factory.mktemp("coco8"))
+
+
+@pytest.fixture(scope="session")
+def shapes_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small version of the built-in imbalanced demo dataset (learnable in a few epochs at imgsz 64)."""
+    from yolocustom.demo_data import generate_demo_dataset
+
+    return generate_demo_dataset(
+        tmp_path_factory.mktemp("shapes") / "shapes", n_train=400, n_val=100, img_size=64, seed=0, rare_ratio=5
+    )
+
+
+def write_recipe(folder: Path, data: Path, features: dict[str, Any] | None = None, **train: Any) -> Path:
+    """Write a recipe YAML for a tiny CPU run into ``folder`` and return its path."""
+    recipe = {
+        "model": train.pop("model", "yolo26n.yaml"),
+        "data": str(data),
+        "device": "cpu",
+        "train": {**TINY_TRAIN, "project": str(folder / "runs"), "name": "run", **train},
+        "features": features or {},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def run_recipe(path: Path, callbacks: dict[str, Callable[[Any], None]] | None = None) -> Any:
+    """Train a recipe through Ultralytics' normal path (``YOLO(...).train(trainer=...)``); return the trainer."""
+    from ultralytics import YOLO
+
+    from yolocustom.factory import build_trainer, train_overrides
+    from yolocustom.recipe import load_recipe
+
+    recipe = load_recipe(path)
+    model = YOLO(recipe.model)
+    for event, fn in (callbacks or {}).items():
+        model.add_callback(event, fn)
+    model.train(trainer=build_trainer(recipe), **train_overrides(recipe))
+    return model.trainer
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV with stripped keys."""
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
