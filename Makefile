@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: install
-	YOLO_OFFLINE=1 $(PY) -m pytest -q
+	YOLO_OFFLINE=1 $(PY) -m pytest -q -m "not drill"
 
 lint: install
 	$(VENV)/bin/ruff check yolocustom tests bench
@@ -31,7 +31,7 @@ bench: install
 	YOLO_OFFLINE=1 $(PY) bench/run_all.py
 
 drills: install
-	YOLO_OFFLINE=1 $(PY) -m pytest -q -m drill tests/drills
+	YOLO_OFFLINE=1 $(PY) -m pytest -q -m drill
 
 schema: install
 	$(VENV)/bin/yolocustom schema > configs/recipe.schema.json
