@@ -17,7 +17,16 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 # Small, fast, deterministic Ultralytics settings for real training runs on CPU. nbs=batch so every batch is an
 # optimizer step (with nbs=64, a 1-batch COCO8 epoch would accumulate gradients and often not step at all).
-TINY_TRAIN = {"imgsz": 32, "batch": 4, "nbs": 4, "workers": 0, "plots": False, "seed": 0, "exist_ok": True, "amp": False}
+TINY_TRAIN = {
+    "imgsz": 32,
+    "batch": 4,
+    "nbs": 4,
+    "workers": 0,
+    "plots": False,
+    "seed": 0,
+    "exist_ok": True,
+    "amp": False,
+}
 
 
 def shared_dataset_yaml(name: str, dest: Path) -> Path:

@@ -27,8 +27,15 @@ ALL = {
 def test_composition_order_and_only_enabled_features(tmp_path: Path, coco8_yaml: Path) -> None:
     cls = build_trainer(load_recipe(write_recipe(tmp_path, coco8_yaml, ALL, epochs=2)))
     names = [c.__name__ for c in cls.__mro__]
-    expected = ["F1LoggingMixin", "FitnessMixin", "ClassWeightsMixin", "LayerLRMixin", "FreezeMixin",
-                "RecipeRecordMixin", "DetectionTrainer"]
+    expected = [
+        "F1LoggingMixin",
+        "FitnessMixin",
+        "ClassWeightsMixin",
+        "LayerLRMixin",
+        "FreezeMixin",
+        "RecipeRecordMixin",
+        "DetectionTrainer",
+    ]
     assert names[1:8] == expected
     off = dict(ALL, fitness={"metric": "recall", "enabled": False})
     names_off = [c.__name__ for c in build_trainer(load_recipe(write_recipe(tmp_path, coco8_yaml, off))).__mro__]
@@ -39,8 +46,15 @@ def test_no_features_matches_plain_ultralytics(tmp_path: Path, coco8_yaml: Path)
     """Bit for bit: same seed, same data, plain DetectionTrainer vs the factory's no-feature class."""
     ours = run_recipe(write_recipe(tmp_path / "ours", coco8_yaml, {}, epochs=2))
     plain_model = YOLO("yolo26n.yaml")
-    plain_model.train(data=str(coco8_yaml), device="cpu", epochs=2, project=str(tmp_path / "plain"), name="run",
-                      trainer=DetectionTrainer, **TINY_TRAIN)
+    plain_model.train(
+        data=str(coco8_yaml),
+        device="cpu",
+        epochs=2,
+        project=str(tmp_path / "plain"),
+        name="run",
+        trainer=DetectionTrainer,
+        **TINY_TRAIN,
+    )
     plain = plain_model.trainer
     ours_rows = read_csv(Path(ours.save_dir) / "results.csv")
     plain_rows = read_csv(Path(plain.save_dir) / "results.csv")

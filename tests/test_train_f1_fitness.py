@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from conftest import read_csv, run_recipe, write_recipe
 from ultralytics.utils.metrics import DetMetrics
 from ultralytics.utils.patches import torch_load
@@ -39,8 +38,15 @@ def all_features_run(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path
             return
         det = trainer.validator.metrics
         seen["val"].append(
-            dict(p=det.box.p.copy(), r=det.box.r.copy(), f1=det.box.f1.copy(), cls=list(det.ap_class_index),
-                 metrics=dict(trainer.metrics), fitness=trainer.fitness, best=trainer.best_fitness)
+            dict(
+                p=det.box.p.copy(),
+                r=det.box.r.copy(),
+                f1=det.box.f1.copy(),
+                cls=list(det.ap_class_index),
+                metrics=dict(trainer.metrics),
+                fitness=trainer.fitness,
+                best=trainer.best_fitness,
+            )
         )
 
     def epoch_end(trainer: Any) -> None:
@@ -122,8 +128,11 @@ def test_f1_metrics_include_zero_f1_classes() -> None:
     tp = np.array([[1] * 10, [1] * 10, [0] * 10, [1] * 10], dtype=bool)
     metrics.update_stats = DetMetrics.update_stats.__get__(metrics)  # keep the real method
     metrics.stats = {
-        "tp": [tp], "conf": [np.array([0.9, 0.8, 0.7, 0.6])], "pred_cls": [np.array([0, 1, 1, 0])],
-        "target_cls": [np.array([0, 1, 2, 0])], "target_img": [np.array([0, 1, 2])],
+        "tp": [tp],
+        "conf": [np.array([0.9, 0.8, 0.7, 0.6])],
+        "pred_cls": [np.array([0, 1, 1, 0])],
+        "target_cls": [np.array([0, 1, 2, 0])],
+        "target_img": [np.array([0, 1, 2])],
     }
     metrics.process()
     per_class = dict(zip(metrics.ap_class_index, metrics.box.f1))

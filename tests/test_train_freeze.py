@@ -39,8 +39,10 @@ def _snapshot_per_epoch(trainer_holder: dict[str, Any]) -> dict[str, Any]:
 def test_backbone_is_resolved_from_the_model_yaml_not_hard_coded() -> None:
     from ultralytics.nn.tasks import DetectionModel
 
-    sizes = {name: resolve_layers("backbone", DetectionModel(name, nc=2, verbose=False), "f")
-             for name in ("yolo26n.yaml", "yolo11n.yaml", "yolov8n.yaml")}
+    sizes = {
+        name: resolve_layers("backbone", DetectionModel(name, nc=2, verbose=False), "f")
+        for name in ("yolo26n.yaml", "yolo11n.yaml", "yolov8n.yaml")
+    }
     assert len(sizes["yolo26n.yaml"]) == 11
     assert len(sizes["yolo11n.yaml"]) == 11
     assert len(sizes["yolov8n.yaml"]) == 10  # the hard-coded "10" is only right for yolov8
@@ -77,9 +79,7 @@ def test_dfl_never_unfreezes(tmp_path: Path, coco8_yaml: Path) -> None:
             {n: (p.requires_grad, p.detach().clone()) for n, p in model.named_parameters() if ".dfl" in n}
         )
 
-    recipe = write_recipe(
-        tmp_path, coco8_yaml, {"freeze": {"layers": 3, "epochs": 1}}, epochs=2, model="yolov8n.yaml"
-    )
+    recipe = write_recipe(tmp_path, coco8_yaml, {"freeze": {"layers": 3, "epochs": 1}}, epochs=2, model="yolov8n.yaml")
     run_recipe(recipe, {"on_pretrain_routine_end": grab, "on_train_epoch_end": grab})
     first, *rest = seen["dfl"]
     assert first, "yolov8n has a DFL conv"
@@ -118,12 +118,16 @@ def test_resume_after_unfreeze_epoch_trains_backbone(tmp_path: Path, coco8_yaml:
         "on_train_epoch_start",
         lambda t: seen.setdefault("before", _backbone_state(t, ["model.0.", "model.5."])),
     )
-    model.add_callback("on_train_epoch_end", lambda t: seen.setdefault("after", _backbone_state(t, ["model.0.", "model.5."])))
+    model.add_callback(
+        "on_train_epoch_end", lambda t: seen.setdefault("after", _backbone_state(t, ["model.0.", "model.5."]))
+    )
     model.train(resume=str(last), trainer=build_trainer(resumed_recipe))
     trainer = model.trainer
     assert seen["start_epoch"] == 2
     assert trainer.yc_unfrozen
     model_ = unwrap_model(trainer.model)
     assert all(p.requires_grad for n, p in model_.named_parameters() if n.startswith("model.0."))
-    moved = [k for k in seen["before"] if k.endswith(".weight") and not torch.equal(seen["before"][k], seen["after"][k])]
+    moved = [
+        k for k in seen["before"] if k.endswith(".weight") and not torch.equal(seen["before"][k], seen["after"][k])
+    ]
     assert moved, "backbone did not train after resuming past the unfreeze epoch"

@@ -12,8 +12,15 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 def _record_lrs(log: list[tuple[int, list[dict[str, Any]]]]) -> dict[str, Any]:
     def batch_end(trainer: Any) -> None:
-        log.append((trainer.epoch, [dict(lr=g["lr"], tag=g.get("param_group"), part=g.get("yc_part"))
-                                     for g in trainer.optimizer.param_groups]))
+        log.append(
+            (
+                trainer.epoch,
+                [
+                    dict(lr=g["lr"], tag=g.get("param_group"), part=g.get("yc_part"))
+                    for g in trainer.optimizer.param_groups
+                ],
+            )
+        )
 
     return {"on_train_batch_end": batch_end}
 
@@ -22,15 +29,25 @@ def _record_lrs(log: list[tuple[int, list[dict[str, Any]]]]) -> dict[str, Any]:
 def test_groups_keep_the_ratio_through_warmup_and_schedule(tmp_path: Path, coco8_yaml: Path, optimizer: str) -> None:
     log: list[tuple[int, list[dict[str, Any]]]] = []
     recipe = write_recipe(
-        tmp_path, coco8_yaml, {"layer_lr": {"backbone_ratio": 0.25}}, epochs=4, warmup_epochs=2,
-        optimizer=optimizer, lr0=0.01, warmup_bias_lr=0.1,
+        tmp_path,
+        coco8_yaml,
+        {"layer_lr": {"backbone_ratio": 0.25}},
+        epochs=4,
+        warmup_epochs=2,
+        optimizer=optimizer,
+        lr0=0.01,
+        warmup_bias_lr=0.1,
     )
     trainer = run_recipe(recipe, _record_lrs(log))
     groups = trainer.optimizer.param_groups
     # Ultralytics' three groups (weight/bn/bias), each split backbone-then-head, in a stable order
     assert [(g["param_group"], g["yc_part"]) for g in groups] == [
-        ("weight", "backbone"), ("weight", "head"), ("bn", "backbone"), ("bn", "head"),
-        ("bias", "backbone"), ("bias", "head"),
+        ("weight", "backbone"),
+        ("weight", "head"),
+        ("bn", "backbone"),
+        ("bn", "head"),
+        ("bias", "backbone"),
+        ("bias", "head"),
     ]
     assert [g["initial_lr"] for g in groups[0::2]] == pytest.approx([0.25 * g["initial_lr"] for g in groups[1::2]])
     # weight decay split survives: decay only on the 'weight' groups
@@ -59,10 +76,18 @@ def test_dry_run_shows_groups_and_warmup(tmp_path: Path, coco8_yaml: Path) -> No
     from yolocustom.training import dry_run
 
     recipe = write_recipe(
-        tmp_path, coco8_yaml,
-        {"layer_lr": {"backbone_ratio": 0.5}, "freeze": {"layers": "backbone", "epochs": 1},
-         "class_weights": {"auto": "inverse"}, "fitness": {"metric": "f1"}},
-        epochs=3, optimizer="SGD", lr0=0.02, warmup_bias_lr=0.1,
+        tmp_path,
+        coco8_yaml,
+        {
+            "layer_lr": {"backbone_ratio": 0.5},
+            "freeze": {"layers": "backbone", "epochs": 1},
+            "class_weights": {"auto": "inverse"},
+            "fitness": {"metric": "f1"},
+        },
+        epochs=3,
+        optimizer="SGD",
+        lr0=0.02,
+        warmup_bias_lr=0.1,
     )
     text = dry_run(load_recipe(recipe))
     assert "FitnessMixin -> ClassWeightsMixin -> LayerLRMixin -> FreezeMixin -> RecipeRecordMixin" in text

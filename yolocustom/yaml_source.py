@@ -41,7 +41,7 @@ class YamlSourceError(Exception):
         self.position = position
 
 
-def _position(mark: yaml.Mark | None) -> Position | None:
+def _position(mark: Any) -> Position | None:
     return Position(mark.line + 1, mark.column + 1) if mark is not None else None
 
 
@@ -57,7 +57,13 @@ def read_text(path: Path) -> str:
         raise YamlSourceError("is a directory, expected a recipe YAML file")
     if size > MAX_FILE_BYTES:
         raise YamlSourceError(f"file is {size:,} bytes, larger than the {MAX_FILE_BYTES:,}-byte limit for a recipe")
-    raw = path.read_bytes()
+    try:  # bounded read: stat() says 0 bytes for /dev/zero, FIFOs and the like
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise YamlSourceError(f"cannot read file: {e.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise YamlSourceError(f"file is larger than the {MAX_FILE_BYTES:,}-byte limit for a recipe")
     if b"\x00" in raw:
         raise YamlSourceError("file contains NUL bytes: it is binary, not a YAML recipe")
     try:
@@ -83,28 +89,58 @@ def parse_document(text: str) -> tuple[Any, dict[PathKey, Position]]:
     """
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
         raise YamlSourceError("file is empty (only whitespace or comments): expected a mapping with at least 'model'")
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        _check_depth(text)  # PyYAML's composer recurses (and its scanner slows down) on deep nesting: refuse it first
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.composer.ComposerError as e:
-        if "expected a single document" in str(e.problem):
-            raise YamlSourceError("file holds several YAML documents ('---'); a recipe is one document") from None
+        if "expected a single document" in str(e.context):
+            raise YamlSourceError(
+                "file holds several YAML documents ('---'); a recipe is one document", _position(e.problem_mark)
+            ) from None
         raise YamlSourceError(str(e.problem), _position(e.problem_mark)) from None
     except yaml.MarkedYAMLError as e:
-        raise YamlSourceError(f"YAML syntax error: {e.problem}", _position(e.problem_mark)) from None
+        hint = "; indent with spaces, YAML does not allow tabs there" if "'\\t'" in str(e.problem) else ""
+        raise YamlSourceError(f"YAML syntax error: {e.problem}{hint}", _position(e.problem_mark)) from None
+    except yaml.reader.ReaderError as e:  # control characters: not a MarkedYAMLError, so it needs its own branch
+        before = text[: e.position]
+        where = Position(before.count("\n") + 1, e.position - before.rfind("\n"))
+        raise YamlSourceError(
+            f"unacceptable character #x{e.character:04x} ({e.reason}): the file looks binary, not a YAML recipe", where
+        ) from None
     except RecursionError:
         raise YamlSourceError(f"nesting is deeper than the {MAX_DEPTH}-level limit") from None
-    finally:
-        loader.dispose()
     if node is None:
         raise YamlSourceError("file is empty: expected a mapping with at least 'model'")
-    positions: dict[PathKey, Position] = {}
+    positions: dict[PathKey, Position] = {(): _position(node.start_mark)}  # type: ignore[dict-item]
     _check(node, (), positions, {}, set())
     try:
         data = yaml.SafeLoader("").construct_document(node)
     except yaml.constructor.ConstructorError as e:
         raise YamlSourceError(f"unsupported value: {e.problem}", _position(e.problem_mark)) from None
     return data, positions
+
+
+def _check_depth(text: str) -> None:
+    """Refuse documents nested deeper than ``MAX_DEPTH`` from the (iterative) event stream, before composing."""
+    loader = yaml.SafeLoader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise YamlSourceError(
+                        f"nesting is deeper than the {MAX_DEPTH}-level limit", _position(event.start_mark)
+                    )
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
 
 
 def _scalar_key(node: yaml.Node) -> Any:

@@ -6,8 +6,8 @@ import difflib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from yolocustom.features._base import TrainerBase
 from yolocustom.recipe import ClassWeightsFeature
 from yolocustom.weighting import DEFAULT_BETA, compute_class_weights
 
@@ -73,7 +73,7 @@ def weight_table(names: Mapping[int, str], counts: list[float], weights: list[fl
     return "\n".join(rows)
 
 
-class ClassWeightsMixin:
+class ClassWeightsMixin(TrainerBase):
     """Class-weighted classification loss.
 
     Hook: ``set_class_weights`` (called by ``_setup_train`` once the train loader exists and before EMA is built, so
@@ -89,23 +89,23 @@ class ClassWeightsMixin:
 
         from yolocustom.errors import UserError
 
-        feature: ClassWeightsFeature = self.yc_recipe.features.class_weights  # type: ignore[attr-defined]
-        names: dict[int, str] = self.data["names"]  # type: ignore[attr-defined]
-        counts = [float(c) for c in self.get_class_counts()]  # type: ignore[attr-defined]
+        feature: ClassWeightsFeature = self.yc_recipe.features.class_weights
+        names: dict[int, str] = self.data["names"]
+        counts = [float(c) for c in self.get_class_counts()]
         try:
             weights, empty = resolve_weights(feature, counts, names)
         except ValueError as e:
             raise UserError(f"features.class_weights: {e}") from None
         for i in empty:
             LOGGER.warning(f"class_weights: class {i} '{names[i]}' has no training instances; weight {weights[i]:.3f}")
-        model = unwrap_model(self.model)  # type: ignore[attr-defined]
+        model = unwrap_model(self.model)
         if hasattr(model, "student_model"):
             model = model.student_model  # distillation: the student builds the loss
-        model.class_weights = torch.tensor(weights, dtype=torch.float32, device=self.device)  # type: ignore[attr-defined]
+        model.class_weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
         source = f"auto: {feature.auto}" if feature.auto else "explicit weights"
         LOGGER.info(f"Class weights ({source}):\n{weight_table(names, counts, weights)}")
         if RANK in {-1, 0}:
             from yolocustom.features.recipe_record import atomic_write_text
 
             record = {"source": source, "names": names, "counts": counts, "weights": weights}
-            atomic_write_text(Path(self.save_dir) / WEIGHTS_FILE, json.dumps(record, indent=2))  # type: ignore[attr-defined]
+            atomic_write_text(Path(self.save_dir) / WEIGHTS_FILE, json.dumps(record, indent=2))

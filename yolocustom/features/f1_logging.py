@@ -10,6 +10,8 @@ from typing import Any
 from ultralytics.utils import LOGGER
 from ultralytics.utils.metrics import DetMetrics
 
+from yolocustom.features._base import TrainerBase
+
 F1_KEY = "metrics/F1(B)"
 PER_CLASS_FILE = "f1_per_class.csv"
 
@@ -28,9 +30,9 @@ class F1DetMetrics(DetMetrics):
     """``DetMetrics`` whose keys, mean results and per-class results carry F1 as a fifth column.
 
     Extending ``keys``/``mean_results`` (rather than post-editing dicts) puts the column everywhere Ultralytics looks:
-    the trainer's zero-initialised metrics (so results.csv has it from row 1, even with ``val=False``), ``results_dict``,
-    results.png, the checkpoint's ``train_metrics`` and every logger integration. ``fitness`` is untouched: it is
-    computed from ``box`` directly.
+    the trainer's zero-initialised metrics (so results.csv has it from row 1, even with ``val=False``),
+    ``results_dict``, results.png, the checkpoint's ``train_metrics`` and every logger integration. ``fitness`` is
+    untouched: it is computed from ``box`` directly.
     """
 
     fresh = False  # set by process(): a validation ran since the per-class log last consumed it
@@ -43,7 +45,7 @@ class F1DetMetrics(DetMetrics):
         return [*super().mean_results(), mean_f1(self)]
 
     def class_result(self, i: int) -> tuple[float, float, float, float]:
-        return (*super().class_result(i), float(self.box.f1[i]))  # type: ignore[return-value]
+        return (*super().class_result(i), float(self.box.f1[i]))
 
     def process(self, *args: Any, **kwargs: Any) -> Any:
         stats = super().process(*args, **kwargs)
@@ -52,16 +54,16 @@ class F1DetMetrics(DetMetrics):
 
 
 @functools.cache
-def _with_f1_header(validator_cls: type) -> type:
+def _with_f1_header(validator_cls: Any) -> Any:
     """Subclass a validator class so its progress header labels the extra F1 column."""
 
     def get_desc(self: Any) -> str:
-        return validator_cls.get_desc(self) + "%11s" % "F1"
+        return validator_cls.get_desc(self) + f"{'F1':>11}"
 
     return type(validator_cls.__name__, (validator_cls,), {"get_desc": get_desc, "__module__": __name__})
 
 
-class F1LoggingMixin:
+class F1LoggingMixin(TrainerBase):
     """F1 logging.
 
     Hooks:
@@ -71,31 +73,31 @@ class F1LoggingMixin:
     """
 
     def get_validator(self) -> Any:
-        validator = super().get_validator()  # type: ignore[misc]
-        validator.__class__ = _with_f1_header(type(validator))
+        validator = super().get_validator()
+        validator.__class__ = _with_f1_header(validator.__class__)
         validator.metrics = F1DetMetrics(names=validator.metrics.names)
         return validator
 
     def save_metrics(self, metrics: dict[str, Any]) -> None:
-        super().save_metrics(metrics)  # type: ignore[misc]
-        det = self.validator.metrics  # type: ignore[attr-defined]
-        if not (self.yc_recipe.features.f1_logging.per_class and det.fresh):  # type: ignore[attr-defined]
+        super().save_metrics(metrics)
+        det = self.validator.metrics
+        if not (self.yc_recipe.features.f1_logging.per_class and det.fresh):
             return
         det.fresh = False
-        names: dict[int, str] = self.data["names"]  # type: ignore[attr-defined]
+        names: dict[int, str] = self.data["names"]
         per_class = {int(c): float(f) for c, f in zip(det.ap_class_index, det.box.f1)}
-        path = Path(self.save_dir) / PER_CLASS_FILE  # type: ignore[attr-defined]
+        path = Path(self.save_dir) / PER_CLASS_FILE
         new = not path.exists()
         with open(path, "a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             if new:
                 writer.writerow(["epoch", *names.values()])
             row = ["" if i not in per_class else f"{per_class[i]:.5f}" for i in names]
-            writer.writerow([self.epoch + 1, *row])  # type: ignore[attr-defined]
+            writer.writerow([self.epoch + 1, *row])
         lines = [f"{'class':>20} {'instances':>10} {'P':>8} {'R':>8} {'F1':>8}"]
         for i, c in enumerate(det.ap_class_index):
             p, r = float(det.box.p[i]), float(det.box.r[i])
             lines.append(
                 f"{names[int(c)]:>20} {int(det.nt_per_class[c]):>10} {p:8.3f} {r:8.3f} {per_class[int(c)]:8.3f}"
             )
-        LOGGER.info(f"Per-class F1 (epoch {self.epoch + 1}, mean {mean_f1(det):.3f}):\n" + "\n".join(lines))  # type: ignore[attr-defined]
+        LOGGER.info(f"Per-class F1 (epoch {self.epoch + 1}, mean {mean_f1(det):.3f}):\n" + "\n".join(lines))

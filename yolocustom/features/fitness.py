@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from yolocustom.features._base import TrainerBase
 from yolocustom.features.f1_logging import F1_KEY, mean_f1
 from yolocustom.recipe import FitnessFeature
 
@@ -53,7 +54,7 @@ def compute_fitness(feature: FitnessFeature, metrics: dict[str, Any], default: f
     return total
 
 
-class FitnessMixin:
+class FitnessMixin(TrainerBase):
     """Recipe fitness.
 
     Hook: ``validate``. The usual override (call ``super().validate()`` then swap the fitness) is wrong: the base has
@@ -63,14 +64,16 @@ class FitnessMixin:
     returned fitness; the checkpoint stores this ``best_fitness``, so a resumed run continues on the same scale.
     """
 
+    best_fitness: float | None
+
     def validate(self) -> tuple[dict[str, Any] | None, float | None]:
-        best_before = self.best_fitness  # type: ignore[has-type]
-        metrics, default = super().validate()  # type: ignore[misc]
+        best_before = self.best_fitness
+        metrics, default = super().validate()
         self.best_fitness = best_before
         if metrics is None:
             return metrics, default
-        feature = self.yc_recipe.features.fitness  # type: ignore[attr-defined]
-        fitness = compute_fitness(feature, metrics, default, self.validator.metrics)  # type: ignore[attr-defined]
+        feature = self.yc_recipe.features.fitness
+        fitness = compute_fitness(feature, metrics, default, self.validator.metrics)
         if self.best_fitness is None or self.best_fitness < fitness:
             self.best_fitness = fitness
         return metrics, fitness

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from torch import nn
 
+from yolocustom.features._base import TrainerBase
 from yolocustom.features.layers import in_layers, layer_prefixes, resolve_layers
 
 ALWAYS_FROZEN = (".dfl",)  # Ultralytics keeps these frozen in every run (BaseTrainer._setup_train)
@@ -20,10 +20,11 @@ def unfreeze(model: nn.Module, prefixes: list[str]) -> list[str]:
     """
     unfrozen = []
     for name, param in model.named_parameters():
-        if in_layers(name, prefixes) and not any(a in name for a in ALWAYS_FROZEN) and param.dtype.is_floating_point:
-            if not param.requires_grad:
-                param.requires_grad = True
-                unfrozen.append(name)
+        if param.requires_grad or not param.dtype.is_floating_point or any(a in name for a in ALWAYS_FROZEN):
+            continue
+        if in_layers(name, prefixes):
+            param.requires_grad = True
+            unfrozen.append(name)
     return unfrozen
 
 
@@ -45,7 +46,7 @@ def rewrap_ddp(ddp: nn.parallel.DistributedDataParallel) -> nn.parallel.Distribu
     return nn.parallel.DistributedDataParallel(ddp.module, **kwargs)
 
 
-class FreezeMixin:
+class FreezeMixin(TrainerBase):
     """Freeze ``layers`` for ``epochs`` epochs, then unfreeze at the start of epoch ``epochs`` (0-based).
 
     Hooks:
@@ -58,18 +59,20 @@ class FreezeMixin:
     """
 
     yc_unfrozen = False
+    model: Any
+    freeze_layer_names: list[str]
 
     def set_model_attributes(self) -> None:
-        super().set_model_attributes()  # type: ignore[misc]
-        feature = self.yc_recipe.features.freeze  # type: ignore[attr-defined]
-        self.yc_freeze_layers = resolve_layers(feature.layers, self.model, "features.freeze.layers")  # type: ignore[attr-defined]
-        self.args.freeze = list(self.yc_freeze_layers)  # type: ignore[attr-defined]
+        super().set_model_attributes()
+        feature = self.yc_recipe.features.freeze
+        self.yc_freeze_layers = resolve_layers(feature.layers, self.model, "features.freeze.layers")
+        self.args.freeze = list(self.yc_freeze_layers)
 
     def _model_train(self) -> None:
         epoch = getattr(self, "epoch", 0)
-        if not self.yc_unfrozen and epoch >= self.yc_recipe.features.freeze.epochs:  # type: ignore[attr-defined]
+        if not self.yc_unfrozen and epoch >= self.yc_recipe.features.freeze.epochs:
             self.yc_unfreeze()
-        super()._model_train()  # type: ignore[misc]
+        super()._model_train()
 
     def yc_unfreeze(self) -> None:
         """Unfreeze the recipe's layers now (idempotent)."""
@@ -77,9 +80,9 @@ class FreezeMixin:
         from ultralytics.utils.torch_utils import unwrap_model
 
         prefixes = layer_prefixes(self.yc_freeze_layers)
-        names = unfreeze(unwrap_model(self.model), prefixes)  # type: ignore[attr-defined]
-        self.freeze_layer_names = [n for n in self.freeze_layer_names if n not in prefixes]  # type: ignore[has-type]
-        if isinstance(self.model, nn.parallel.DistributedDataParallel):  # type: ignore[has-type]
+        names = unfreeze(unwrap_model(self.model), prefixes)
+        self.freeze_layer_names = [n for n in self.freeze_layer_names if n not in prefixes]
+        if isinstance(self.model, nn.parallel.DistributedDataParallel):
             self.model = rewrap_ddp(self.model)
         self.yc_unfrozen = True
         count = sum(p.numel() for n, p in unwrap_model(self.model).named_parameters() if n in set(names))

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn, optim
 
+from yolocustom.features._base import TrainerBase
 from yolocustom.features.layers import in_layers, layer_prefixes, resolve_layers
 
 PART_KEY = "yc_part"  # extra key on each param group: "backbone" or "head"
@@ -34,7 +35,7 @@ def split_param_groups(optimizer: optim.Optimizer, model: nn.Module, backbone: l
         optimizer.add_param_group({**options, "params": parts["head"], PART_KEY: "head"})
 
 
-class LayerLRMixin:
+class LayerLRMixin(TrainerBase):
     """Backbone LR = head LR x ``backbone_ratio``.
 
     Hook: ``build_optimizer``. Wraps ``super().build_optimizer()`` so Ultralytics' choices survive (``optimizer=auto``
@@ -48,8 +49,8 @@ class LayerLRMixin:
         from ultralytics.utils import LOGGER
         from ultralytics.utils.torch_utils import unwrap_model
 
-        optimizer = super().build_optimizer(model, *args, **kwargs)  # type: ignore[misc]
-        feature = self.yc_recipe.features.layer_lr  # type: ignore[attr-defined]
+        optimizer = super().build_optimizer(model, *args, **kwargs)
+        feature = self.yc_recipe.features.layer_lr
         base = unwrap_model(model)
         backbone = resolve_layers(feature.backbone_layers, base, "features.layer_lr.backbone_layers")
         split_param_groups(optimizer, base, backbone, feature.backbone_ratio)

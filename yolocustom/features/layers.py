@@ -22,7 +22,7 @@ def resolve_layers(spec: str | int | list[int], model: Any, field: str) -> list[
         UserError: If the spec names layers the model does not have, or would cover the detection head.
     """
     n_layers = len(model.model)
-    if spec == "backbone":
+    if isinstance(spec, str):  # "backbone", the only string form the schema admits
         return list(range(len(model.yaml["backbone"])))
     indices = list(range(int(spec))) if isinstance(spec, int) else sorted(set(spec))
     head = n_layers - 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from yolocustom import __version__
+from yolocustom.features._base import TrainerBase
 from yolocustom.recipe import Recipe, validate_recipe
 
 CHECKPOINT_ATTR = "yolocustom"  # attribute on the checkpointed model; travels inside last.pt / best.pt via the EMA
@@ -50,7 +51,7 @@ def trim_csv_after_epoch(path: Path, last_epoch: int) -> int:
     return dropped
 
 
-class RecipeRecordMixin:
+class RecipeRecordMixin(TrainerBase):
     """Record the recipe; changes nothing about the optimisation itself.
 
     Hooks:
@@ -74,24 +75,24 @@ class RecipeRecordMixin:
         return cached
 
     def set_model_attributes(self) -> None:
-        super().set_model_attributes()  # type: ignore[misc]
+        super().set_model_attributes()
         from ultralytics.utils import RANK
 
         recipe = self.yc_recipe
         record = {"recipe": recipe.resolved_dict(), "digest": recipe.digest(), "yolocustom": __version__}
-        setattr(self.model, CHECKPOINT_ATTR, record)  # type: ignore[attr-defined]
+        setattr(self.model, CHECKPOINT_ATTR, record)
         if RANK in {-1, 0}:
             import yaml
 
             text = f"# resolved by yolocustom {__version__}; sha256 {record['digest']}\n" + yaml.safe_dump(
                 record["recipe"], sort_keys=False
             )
-            atomic_write_text(Path(self.save_dir) / RECIPE_FILE, text)  # type: ignore[attr-defined]
+            atomic_write_text(Path(self.save_dir) / RECIPE_FILE, text)
 
     def resume_training(self, ckpt: Any) -> None:
-        super().resume_training(ckpt)  # type: ignore[misc]
+        super().resume_training(ckpt)
         from ultralytics.utils import RANK
 
         if ckpt is not None and getattr(self, "resume", False) and RANK in {-1, 0}:
             for name in self.CSV_FILES:
-                trim_csv_after_epoch(Path(self.save_dir) / name, self.start_epoch)  # type: ignore[attr-defined]
+                trim_csv_after_epoch(Path(self.save_dir) / name, self.start_epoch)
