@@ -49,7 +49,9 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     out += _section("Frozen parameters", lines)
 
     bias_lr = trainer.args.warmup_bias_lr
-    lines = [f"{'#':>2} {'group':<7} {'part':<9} {'tensors':>7} {'params':>10} {'lr':>10} {'warmup start':>12} {'decay':>8}"]
+    lines = [
+        f"{'#':>2} {'group':<7} {'part':<9} {'tensors':>7} {'params':>10} {'lr':>10} {'warmup start':>12} {'decay':>8}"
+    ]
     for i, g in enumerate(trainer.optimizer.param_groups):
         tag = g.get("param_group", "?")
         warm = bias_lr if tag == "bias" else 0.0
@@ -58,7 +60,9 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
             f"{i:>2} {tag:<7} {g.get(PART_KEY, '-'):<9} {len(g['params']):>7} {count:>10,} {g['initial_lr']:>10.3g} "
             f"{warm:>12.3g} {g.get('weight_decay', 0.0):>8.3g}"
         )
-    lines.append(f"optimizer: {type(trainer.optimizer).__name__}, {trainer.epochs} epochs, schedule lrf={trainer.args.lrf}")
+    lines.append(
+        f"optimizer: {type(trainer.optimizer).__name__}, {trainer.epochs} epochs, schedule lrf={trainer.args.lrf}"
+    )
     layer_lr = feats.get("layer_lr")
     if layer_lr is not None:
         lines.append(
