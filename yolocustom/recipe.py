@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -36,11 +36,15 @@ OWNED_TRAIN_KEYS = {
 
 
 class _Strict(BaseModel):
+    # strict: `epochs: true`, `epochs: "2"` or `per_class: "yes"` in a recipe is a mistake to report, not to coerce
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class _Feature(_Strict):
     """A feature block: present means on, unless ``enabled: false``. ``key:`` alone (null) or ``true`` mean on."""
+
+    # Stand-ins for required values, used only when the block is switched off (`freeze: false`, `enabled: false`)
+    off_placeholders: ClassVar[dict[str, Any]] = {}
 
     enabled: bool = Field(True, description="Set false to keep the block in the file but switch the feature off.")
 
@@ -50,7 +54,9 @@ class _Feature(_Strict):
         if value is None or value is True:
             return {}
         if value is False:
-            return {"enabled": False}
+            value = {"enabled": False}
+        if isinstance(value, dict) and value.get("enabled") is False:
+            return {**cls.off_placeholders, **value}  # a switched-off block need not be complete
         return value
 
 
@@ -102,6 +108,19 @@ class ClassWeightsFeature(_Feature):
     )
     max_weight: Annotated[float, Field(gt=0)] | None = Field(None, description="Cap applied after normalisation.")
 
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weight_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("expected at least one 'class: weight' entry, found {}")
+            for key in value:
+                if isinstance(key, bool) or not isinstance(key, int | str):
+                    raise ValueError(f"expected class ids (integers >= 0) or class names as keys, found {key!r}")
+                if isinstance(key, int) and key < 0:
+                    raise ValueError(f"expected class ids >= 0, found {key}")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> ClassWeightsFeature:
         if self.enabled and (self.weights is None) == (self.auto is None):
@@ -138,6 +157,8 @@ class FitnessFeature(_Feature):
 class FreezeFeature(_Feature):
     """Train with layers frozen for the first ``epochs`` epochs, then unfreeze them."""
 
+    off_placeholders: ClassVar[dict[str, Any]] = {"epochs": 1}
+
     layers: LayerSpec = Field(
         "backbone", description="'backbone' (from the model YAML), N (first N layers) or a list of layer indices."
     )
@@ -153,6 +174,8 @@ class FreezeFeature(_Feature):
 
 class LayerLRFeature(_Feature):
     """Give the backbone a learning rate of head LR x ``backbone_ratio``, keeping Ultralytics' optimizer groups."""
+
+    off_placeholders: ClassVar[dict[str, Any]] = {"backbone_ratio": 1.0}
 
     backbone_ratio: Annotated[float, Field(gt=0)] = Field(..., description="Backbone LR = head LR x this ratio.")
     backbone_layers: LayerSpec = Field("backbone", description="Same forms as freeze.layers.")
@@ -203,18 +226,41 @@ class Recipe(_Strict):
     )
     features: Features = Field(default_factory=Features)
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # True == 1 would slip through Literal[1]
+            raise ValueError(f"expected 1, found {value!r}")
+        return value
+
+    @field_validator("train", "features", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        # `features:` with every block commented out parses as null: no features, not an error
+        return {} if value is None else value
+
     @field_validator("device", mode="before")
     @classmethod
     def _device(cls, value: Any) -> Any:
-        if isinstance(value, bool):
+        # one precise message per mistake instead of one pydantic error per member of the DeviceSpec union
+        if isinstance(value, bool) or not isinstance(value, int | str | list):
             raise ValueError(f"expected 'cpu', 'mps', 'auto', a GPU index or a list of indices, found {value!r}")
-        if isinstance(value, str) and value not in {"cpu", "mps", "auto"}:
-            if not re.fullmatch(r"\d+(,\d+)*", value.replace(" ", "")):
-                hint = difflib.get_close_matches(value, ["cpu", "mps", "auto"], n=1)
-                raise ValueError(
-                    f"expected 'cpu', 'mps', 'auto', a GPU index or '0,1', found {value!r}"
-                    + (f"; did you mean '{hint[0]}'?" if hint else "")
-                )
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"expected a GPU index >= 0, found {value}")
+        if isinstance(value, list):
+            bad = [x for x in value if isinstance(x, bool) or not isinstance(x, int) or x < 0]
+            if bad:
+                raise ValueError(f"expected GPU indices as integers >= 0, found {bad[0]!r}")
+        if (
+            isinstance(value, str)
+            and value not in {"cpu", "mps", "auto"}
+            and not re.fullmatch(r"\d+(,\d+)*", value.replace(" ", ""))
+        ):
+            hint = difflib.get_close_matches(value, ["cpu", "mps", "auto"], n=1)
+            raise ValueError(
+                f"expected 'cpu', 'mps', 'auto', a GPU index or '0,1', found {value!r}"
+                + (f"; did you mean '{hint[0]}'?" if hint else "")
+            )
         if isinstance(value, list) and (not value or len(set(value)) != len(value)):
             raise ValueError(f"expected a non-empty list of distinct GPU indices, found {value!r}")
         return value
@@ -278,9 +324,9 @@ def recipe_problems(recipe: Recipe) -> list[tuple[PathKey, str]]:
         problems.append(
             (
                 ("features", "freeze", "epochs"),
-                f"expected fewer than train.epochs ({epochs}), found {freeze.epochs}: layers unfreeze at the start of "
-                f"epoch {freeze.epochs} (0-based), which a {epochs}-epoch run never reaches, so they would stay frozen; "
-                "drop the freeze feature or lower freeze.epochs",
+                f"expected fewer than train.epochs ({epochs}), found {freeze.epochs}: layers unfreeze at the start "
+                f"of epoch {freeze.epochs} (0-based), which a {epochs}-epoch run never reaches, so they would stay "
+                "frozen; drop the freeze feature or lower freeze.epochs",
             )
         )
     return problems
@@ -322,7 +368,7 @@ def train_problems(train: dict[Any, Any], features: set[str]) -> list[tuple[Path
 
 def find_position(positions: dict[PathKey, Position], path: PathKey) -> Position | None:
     """Return the position of the longest prefix of ``path`` that the source recorded."""
-    for end in range(len(path), 0, -1):
+    for end in range(len(path), -1, -1):  # down to () = the document root, e.g. for a missing top-level key
         if path[:end] in positions:
             return positions[path[:end]]
     return None
@@ -334,7 +380,8 @@ def _format_pydantic_error(err: dict[str, Any]) -> tuple[PathKey, str]:
         p
         for p in err["loc"]
         if not (
-            isinstance(p, str) and (p.startswith(("literal[", "list[", "function-")) or p in {"int", "str", "float"})
+            isinstance(p, str)
+            and (p.startswith(("literal[", "list[", "function-")) or p in {"int", "str", "float", "[key]"})
         )
     )
     kind, found = err["type"], err.get("input")
@@ -344,7 +391,7 @@ def _format_pydantic_error(err: dict[str, Any]) -> tuple[PathKey, str]:
         key = str(loc[-1])
         return loc, f"unknown key '{key}'{_suggest(key, options)} (expected one of: {', '.join(options)})"
     if kind == "missing":
-        return loc, "required key is missing"
+        return loc, f"required key '{loc[-1]}' is missing"
     message = err["msg"]
     if message.startswith("Value error, "):  # our own validators already say what was expected and found
         return loc, message.removeprefix("Value error, ")
@@ -352,6 +399,7 @@ def _format_pydantic_error(err: dict[str, Any]) -> tuple[PathKey, str]:
     message = message.replace("input should be greater", "expected a value greater")
     message = message.replace("input should be less", "expected a value less")
     message = message.replace("input should be", "expected").replace("input should", "expected")
+    message = re.sub(r"a valid dictionary( or instance of \w+)?", "a mapping", message)
     hint = ""
     if kind == "literal_error" and isinstance(found, str):
         hint = _suggest(found, re.findall(r"'([^']+)'", message))
@@ -406,6 +454,12 @@ def _resolve_relative(value: str, base: Path) -> str:
     return value
 
 
+def _yaml_kind(value: Any) -> str:
+    """How YAML calls what a document holds ('null', 'a list'...), for messages."""
+    kinds = {type(None): "null", list: "a list", str: "a string", bool: "a boolean", int: "an integer"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read, validate and resolve a recipe file.
 
@@ -424,11 +478,14 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     try:
         data, positions = parse_document(read_text(path))
     except YamlSourceError as e:
-        raise RecipeError(source, [f"{e.position}: {e.message}" if e.position else e.message]) from None
+        raise RecipeError(source, [_one_line(f"{e.position}: {e.message}" if e.position else e.message)]) from None
     if not isinstance(data, dict):
         raise RecipeError(
             source,
-            [f"1:1: expected a mapping at the top level (model: ..., data: ...), found {type(data).__name__}"],
+            [
+                f"{positions.get((), '1:1')}: expected a mapping at the top level (model: ..., data: ...), "
+                f"found {_yaml_kind(data)}"
+            ],
         )
     override_sources: dict[PathKey, str] = {}
     for item in overrides or []:
@@ -439,8 +496,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         try:
             _set_override(data, key, parse_scalar(raw))
         except (ValueError, YamlSourceError) as e:
-            raise RecipeError(source, [f"--set {item}: {e}"]) from None
-        override_sources[tuple(key.split("."))] = f"--set {item}"
+            raise RecipeError(source, [_one_line(f"--set {item}: {e}")]) from None
+        override_sources[tuple(key.split("."))] = _one_line(f"--set {item}")
     base = path.resolve().parent
     for key in ("model", "data"):
         if isinstance(data.get(key), str) and data[key]:
@@ -475,8 +532,13 @@ def validate_recipe(
             pos = find_position(positions, loc)
             where = str(pos) if pos else None
         field = ".".join(str(p) for p in loc) or "(top level)"
-        lines.append(f"{where + ': ' if where else ''}{field}: {message}")
+        lines.append(_one_line(f"{where + ': ' if where else ''}{field}: {message}"))
     raise RecipeError(source, lines)
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks (a quoted key or a --set value may hold them) so an error stays one paragraph."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def recipe_json_schema() -> dict[str, Any]:
@@ -484,4 +546,12 @@ def recipe_json_schema() -> dict[str, Any]:
     schema = Recipe.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "yolocustom recipe"
+    # What the validators accept beyond the models' fields, so editors don't flag valid recipes:
+    # `freeze: false` / `f1_logging: true` (block shorthands) and `train:` / `features:` left empty (null).
+    for block in schema["$defs"]["Features"]["properties"].values():
+        block["anyOf"].append({"type": "boolean"})
+    for key in ("train", "features"):
+        inner = schema["properties"][key]
+        outer = {k: inner.pop(k) for k in ("title", "description") if k in inner}
+        schema["properties"][key] = {**outer, "anyOf": [inner, {"type": "null"}]}
     return schema

@@ -25,7 +25,29 @@ def validate_with_data(recipe_path: Path, overrides: list[str]) -> None:
         try:
             map_explicit_weights(cw.weights, spec.names)
         except ValueError as e:
-            raise RecipeError(str(recipe_path), [f"features.class_weights.weights: {e}"]) from None
+            where = _weights_position(recipe_path, overrides, cw.weights, spec.names)
+            raise RecipeError(str(recipe_path), [f"{where}features.class_weights.weights: {e}"]) from None
+
+
+def _weights_position(recipe_path: Path, overrides: list[str], weights: dict, names: dict[int, str]) -> str:
+    """``"line:col: "`` of the first class_weights key the dataset lacks (or of the mapping, or its --set)."""
+    from yolocustom.features.class_weights import map_explicit_weights
+    from yolocustom.recipe import find_position
+    from yolocustom.yaml_source import parse_document, read_text
+
+    path: tuple[str | int, ...] = ("features", "class_weights", "weights")
+    for item in overrides:
+        key = tuple(item.partition("=")[0].strip().split("."))
+        if path[: len(key)] == key or key[: len(path)] == path:
+            return f"--set {item}: "
+    for key, weight in weights.items():
+        try:
+            map_explicit_weights({key: weight}, names)
+        except ValueError:
+            path = (*path, key)
+            break
+    pos = find_position(parse_document(read_text(recipe_path))[1], path)  # the file parsed fine a moment ago
+    return f"{pos}: " if pos else ""
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +73,8 @@ def register(app: typer.Typer) -> None:
                     load_recipe(path, overrides)
             except UserError as e:
                 failed += 1
-                sys.stdout.write(f"{e if str(e).startswith(str(path)) else f'{path}: {e}'}\n")
+                message = " ".join(str(e).split("\n"))  # one line per file, whatever the error text holds
+                sys.stdout.write(f"{message if message.startswith(str(path)) else f'{path}: {message}'}\n")
             else:
                 sys.stdout.write(f"{path}: ok\n")
         if failed:
