@@ -462,3 +462,11 @@ def test_cli_does_not_import_heavy_packages(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "", f"heavy modules imported at start-up: {proc.stdout.strip()}"
+
+
+def test_yaml12_exponent_floats_are_numbers(tmp_path: Path) -> None:
+    """YAML 1.1 would read ``1e-3`` as a string and fail the type check; recipes read it as 0.001."""
+    path = tmp_path / "r.yaml"
+    path.write_text("model: yolo26n.yaml\ndata: coco8.yaml\ntrain: {lr0: 1e-3, weight_decay: 5.0E-4, name: 1e3x}\n")
+    recipe = load_recipe(path, ["train.lrf=2e-2"])
+    assert recipe.train == {"lr0": 0.001, "weight_decay": 0.0005, "name": "1e3x", "lrf": 0.02}

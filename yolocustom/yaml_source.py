@@ -8,6 +8,7 @@ and forgets where each value came from. This module composes the node graph firs
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,17 @@ MAX_EXPANDED_NODES = 100_000  # bound on nodes after alias expansion (billion-la
 MAX_DEPTH = 64
 
 PathKey = tuple[str | int, ...]
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """``SafeLoader`` that also reads YAML 1.2 floats such as ``1e-3`` (YAML 1.1 makes them strings: ``lr0: 1e-3``)."""
+
+
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,7 @@ def parse_document(text: str) -> tuple[Any, dict[PathKey, Position]]:
         raise YamlSourceError("file is empty (only whitespace or comments): expected a mapping with at least 'model'")
     try:
         _check_depth(text)  # PyYAML's composer recurses (and its scanner slows down) on deep nesting: refuse it first
-        loader = yaml.SafeLoader(text)
+        loader = RecipeLoader(text)
         try:
             node = loader.get_single_node()
         finally:
@@ -118,7 +130,7 @@ def parse_document(text: str) -> tuple[Any, dict[PathKey, Position]]:
     positions: dict[PathKey, Position] = {(): _position(node.start_mark)}  # type: ignore[dict-item]
     _check(node, (), positions, {}, set())
     try:
-        data = yaml.SafeLoader("").construct_document(node)
+        data = RecipeLoader("").construct_document(node)
     except yaml.constructor.ConstructorError as e:
         raise YamlSourceError(f"unsupported value: {e.problem}", _position(e.problem_mark)) from None
     return data, positions
@@ -126,7 +138,7 @@ def parse_document(text: str) -> tuple[Any, dict[PathKey, Position]]:
 
 def _check_depth(text: str) -> None:
     """Refuse documents nested deeper than ``MAX_DEPTH`` from the (iterative) event stream, before composing."""
-    loader = yaml.SafeLoader(text)
+    loader = RecipeLoader(text)
     depth = 0
     try:
         while loader.check_event():
@@ -145,7 +157,7 @@ def _check_depth(text: str) -> None:
 
 def _scalar_key(node: yaml.Node) -> Any:
     """Construct a mapping key the way SafeLoader would (``0`` is int, ``"0"`` is str)."""
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+    return RecipeLoader("").construct_object(node, deep=True)
 
 
 def _check(
