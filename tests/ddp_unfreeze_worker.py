@@ -1,0 +1,69 @@
+"""One rank of the DDP unfreeze check; launched by tests/test_ddp_unfreeze.py through ``torch.distributed.run``.
+
+Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_unfreeze_worker.py {rewrap|naive}``.
+Rank 0 prints one JSON line: whether the unfrozen layer's gradients are identical (all-reduced) on both ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from yolocustom.features.freeze import FreezeMixin
+
+
+class Net(nn.Module):
+    """Parameter names like Ultralytics' (``model.0.weight``), so the real prefixes apply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class _Trainer(FreezeMixin):
+    """Just the state FreezeMixin.yc_unfreeze reads, to exercise the mixin's own code path."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.yc_freeze_layers = [0]
+        self.freeze_layer_names = ["model.0.", ".dfl"]
+        self.epoch = 1
+
+
+def main(mode: str) -> None:
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    net = Net()
+    for p in net.model[0].parameters():
+        p.requires_grad = False  # frozen when DDP wraps the model, as in Ultralytics' _setup_train
+    trainer = _Trainer(nn.parallel.DistributedDataParallel(net, find_unused_parameters=True))
+    if mode == "rewrap":
+        trainer.yc_unfreeze()
+    else:  # the hand-written callback: flip requires_grad on the wrapped model, keep the old DDP
+        for p in net.model[0].parameters():
+            p.requires_grad = True
+    x = torch.full((8, 4), float(rank + 1))  # different data per rank -> different local gradients
+    trainer.model(x).pow(2).sum().backward()
+    grad = net.model[0].weight.grad.clone()
+    grads = [torch.zeros_like(grad) for _ in range(2)]
+    dist.all_gather(grads, grad)
+    if rank == 0:
+        result = {
+            "synced": torch.equal(grads[0], grads[1]),
+            "names": trainer.freeze_layer_names,
+            "wrapper": type(trainer.model).__name__,
+        }
+        print("RESULT " + json.dumps(result), flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
