@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from yolocustom import label_counts
+from yolocustom import datasets, label_counts
 from yolocustom.commands import compute_weights
 from yolocustom.datasets import img2label_path, resolve_dataset, split_image_paths
 from yolocustom.label_counts import count_labels, verify_label_file
@@ -28,6 +29,8 @@ from yolocustom.label_counts import count_labels, verify_label_file
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 COCO8 = SHARED / "coco8"
 REPO = Path(__file__).resolve().parents[1]
+# Ultralytics' own loader warns when '1e40' overflows float32 while building the reference; that is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 
 # ------------------------------------------------------------------------------------------------------------ helpers
 
@@ -55,7 +58,7 @@ def _png(path: Path, size: int = 32) -> None:
     Image.new("RGB", (size, size), (90, 140, 30)).save(path, "PNG")
 
 
-def _dataset(root: Path, labels: dict[str, bytes | None], names: Any = ("cat", "dog", "bird")) -> Path:
+def _dataset(root: Path, labels: Mapping[str, bytes | None], names: Any = ("cat", "dog", "bird")) -> Path:
     """Write ``root/images/train/<stem>.png`` for every stem plus its label file (None: none); return the YAML."""
     for stem, content in labels.items():
         _png(root / "images" / "train" / f"{stem}.png")
@@ -118,8 +121,9 @@ CORRUPT_CASES: dict[str, bytes | None] = {
     "ok_crlf_bom": b"\xef\xbb\xbf2 0.5 0.5 0.2 0.2\r\n0 0.1 0.1 0.05 0.05\r\n",
     "ok_trailing_blank": b"1 0.5 0.5 0.1 0.1\n\n\n   \n\t\n",
     "ok_tabs_spaces": b"  2\t0.25   0.25 0.1\t0.1  \n",
+    "ok_exotic_whitespace": b"0\x1f0.5 0.5 0.2 0.2\x0c1 0.5\x1f0.5 0.2 0.2\x1c\x0b2 .1 .1 .1 .1\x1e",
     "ok_no_final_newline": b"0 0.5 0.5 0.2 0.2\n0 0.6 0.5 0.2 0.2",
-    "ok_duplicates": b"0 0.5 0.5 0.2 0.2\n0 0.50 0.5000 0.2 0.2\n1 0 0.4 0.1 0.1\n1 -0 0.4 0.1 0.1\n2 0.3 0.3 0.1 0.1\n",
+    "ok_duplicates": b"0 0.5 0.5 0.2 0.2\n0 0.50 0.5000 0.2 0.2\n1 0 0.4 0.1 0.1\n1 -0 0.4 0.1 0.1\n2 .3 .3 .1 .1\n",
     "ok_float_class": b"2.0 0.5 0.5 0.2 0.2\n",
     "ok_tolerance": b"0 1.005 0.5 0.01 0.2\n1 -0.005 0.5 0.02 0.2\n",
     "ok_segment": b"2 0.1 0.1 0.2 0.1 0.2 0.2 0.1 0.2\n2 0.5 0.5 0.6 0.5 0.6 0.6\n",
@@ -129,6 +133,7 @@ CORRUPT_CASES: dict[str, bytes | None] = {
     "bg_blank_lines": b"\n \r\n\n",
     "bg_bom_only": b"\xef\xbb\xbf",
     "bg_no_label": None,
+    "ok_at_tolerance": b"0 1.01 0.5 0.2 0.2\n1 -0.01 0.5 0.2 0.2\n",
     "bad_four_fields": b"0 0.5 0.5 0.2\n",
     "bad_six_fields": b"0 0.5 0.5 0.2 0.2 0.9\n",
     "bad_ragged": b"0 0.5 0.5 0.2 0.2\n1 0.5 0.5\n",
@@ -138,6 +143,8 @@ CORRUPT_CASES: dict[str, bytes | None] = {
     "bad_class_too_big": b"0 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.2 0.2\n",
     "bad_fractional_class": b"1.5 0.5 0.5 0.2 0.2\n",
     "bad_unnormalised": b"0 50 60 20 20\n",
+    "bad_just_over_tolerance": b"0 0.5 1.015 0.2 0.2\n",
+    "bad_just_under_tolerance": b"1 -0.015 0.5 0.2 0.2\n",
     "bad_negative_coord": b"0 -0.5 0.5 0.2 0.2\n",
     "bad_negative_width": b"0 0.5 0.5 -0.005 0.2\n",
     "bad_overflow": b"0 1e40 0.5 0.2 0.2\n",
@@ -274,6 +281,45 @@ def test_coco8_counts_match_yolodataset(tmp_path: Path, split: str) -> None:
     assert ours.instances == {"train": 13, "val": 17}[split]  # COUNTS.md next to the shared datasets
 
 
+def test_random_labels_match_yolodataset(tmp_path: Path) -> None:
+    """Seeded random label files mixing valid rows, near-threshold values, odd number spellings and corrupt rows."""
+    import random
+
+    rng = random.Random(1234)
+    values = ["0.5", "0.25", ".5", "5e-1", "+0.3", "1", "0", "-0", "1.01", "1.0100001", "1.0101", "-0.01", "-0.0101"]
+    values += ["0.999", "1e-3", "0.1000", "nan", "x", "1_0", "inf"]
+    classes = ["0", "1", "2", "2.0", "3", "-1", "0.5", "1e0"]
+
+    def row() -> str:
+        r = rng.random()
+        if r < 0.75:  # mostly plausible boxes
+            x, y, w, h = rng.random(), rng.random(), rng.random() / 4, rng.random() / 4
+            return f"{rng.randrange(3)} {x:.3f} {y:.3f} {w:.3f} {h:.3f}"
+        if r < 0.97:
+            return " ".join([rng.choice(classes)] + [rng.choice(values) for _ in range(4)])
+        return " ".join([rng.choice(classes)] + [rng.choice(values) for _ in range(rng.choice([3, 5, 6, 8]))])
+
+    labels: dict[str, bytes | None] = {}
+    for i in range(300):
+        rows = [row() for _ in range(rng.randrange(0, 6))]
+        if rows and rng.random() < 0.2:
+            rows.append(rng.choice(rows))  # duplicate row
+        sep = rng.choice(["\n", "\r\n"])
+        body = (sep.join(rows) + rng.choice(["", sep, sep * 3])).encode()
+        labels[f"r{i:03d}"] = None if rng.random() < 0.05 else (b"\xef\xbb\xbf" if rng.random() < 0.1 else b"") + body
+    _dataset(tmp_path, labels)
+    images = sorted(str(p) for p in (tmp_path / "images" / "train").iterdir())
+    default_chunk = label_counts.CHUNK_SIZE
+    try:
+        label_counts.CHUNK_SIZE = 37
+        ours = count_labels(images, 3, use_cache=False)
+    finally:
+        label_counts.CHUNK_SIZE = default_chunk
+    ref = _reference(str(tmp_path / "images" / "train"), CORRUPT_NAMES)
+    assert _summary(ours) == {k: ref[k] for k in ("counts", "images", "backgrounds", "rejected")}
+    assert 20 < len(ours.rejected) < 200 and ours.duplicates > 0  # the mix really exercises both outcomes
+
+
 # ----------------------------------------------------------------------------------------------------- weights maths
 
 
@@ -325,7 +371,7 @@ def test_weights_follow_scheme_formulas(
     counted: tuple[Path, list[int]], scheme: str, beta: float, normalize: str, max_weight: float | None
 ) -> None:
     yaml_file, per_class = counted
-    args = ["--data", yaml_file, "--scheme", scheme, "--beta", str(beta), "--normalize", normalize]
+    args: list[str | Path] = ["--data", yaml_file, "--scheme", scheme, "--beta", str(beta), "--normalize", normalize]
     if max_weight is not None:
         args += ["--max-weight", str(max_weight)]
     out = _json(*args)
@@ -380,8 +426,9 @@ def test_table_output(counted: tuple[Path, list[int]]) -> None:
     assert header.split()[1::2] == ["id", "name", "count", "share", "weight"]
     rows = [line.split("│")[1:-1] for line in lines if line.startswith("│")]
     cells = [[c.strip() for c in row] for row in rows]
-    assert cells[0] == ["0", "c0", "40", "74.1%", "0.2500"]  # 40 of 54; inverse weights 1, 4, 13.3, 40, 1 / mean 4
-    assert cells[3] == ["3", "c3", "1", "1.9%", "10.0000"]
+    # 40 of 54 instances; inverse raw weights 1, 4, 13.33, 40 and 1 (empty class) have mean 11.8667
+    assert cells[0] == ["0", "c0", "40", "74.1%", "0.0843"]
+    assert cells[3] == ["3", "c3", "1", "1.9%", "3.3708"]
     assert cells[-1] == ["", "all", "54", "100.0%", ""]  # the footer
     caption = " ".join(" ".join(lines[lines.index(next(x for x in lines if x.startswith("└"))) + 1 :]).split())
     assert caption == (
@@ -397,8 +444,21 @@ def test_yaml_output_is_ready_to_paste(counted: tuple[Path, list[int]]) -> None:
     weights = block["features"]["class_weights"]["weights"]
     assert list(weights) == [f"c{i}" for i in range(5)]
     expected = _expected(per_class, "sqrt_inverse", 0.999, "mean", None)
-    assert list(weights.values()) == pytest.approx(expected, abs=1e-6)
+    assert list(weights.values()) == pytest.approx(expected, rel=1e-5)
     assert result.stdout.startswith("# yolocustom compute-weights")
+
+
+def test_yaml_block_is_accepted_by_the_recipe_schema(counted: tuple[Path, list[int]]) -> None:
+    """The pasted block validates as a class_weights feature and maps back onto the same per-class weights."""
+    recipe = pytest.importorskip("yolocustom.recipe")
+    feature = pytest.importorskip("yolocustom.features.class_weights")
+    yaml_file, per_class = counted
+    out = _run("--data", yaml_file, "--format", "yaml", "--scheme", "effective_number", "--beta", "0.9999999")
+    block = yaml.safe_load(out.stdout)["features"]["class_weights"]
+    parsed = recipe.ClassWeightsFeature.model_validate(block)
+    mapped = feature.map_explicit_weights(parsed.weights, {i: f"c{i}" for i in range(len(per_class))})
+    expected = _expected(per_class, "effective_number", 0.9999999, "mean", None)
+    assert mapped == pytest.approx(expected, rel=1e-5) and min(mapped) > 0
 
 
 def test_yaml_output_quotes_awkward_names(tmp_path: Path) -> None:
@@ -531,12 +591,13 @@ def test_bundled_name_without_data_fails_fast_offline(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path))  # datasets_dir falls back to a folder without coco8
+    monkeypatch.setattr(datasets, "ultralytics_datasets_dir", lambda: tmp_path / "datasets")  # no coco8 there
     monkeypatch.chdir(tmp_path)
     result = _run("--data", "coco8.yaml")
     assert result.exit_code == 1, result.output
     assert "cfg/datasets/coco8.yaml" in result.stderr.replace(os.sep, "/")
-    assert "coco8/images/train" in result.stderr.replace(os.sep, "/") and "Nothing is downloaded" in result.stderr
+    assert str(tmp_path / "datasets" / "coco8" / "images" / "train") in result.stderr
+    assert "Nothing is downloaded" in result.stderr
 
 
 def test_bad_options_are_usage_errors(counted: tuple[Path, list[int]]) -> None:
@@ -562,6 +623,87 @@ def test_progress_callback_and_no_bar_without_tty(tmp_path: Path, capsys: pytest
         label_counts.CHUNK_SIZE = default_chunk
     assert seen == [(10, 25), (20, 25), (25, 25)]
     assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, progress=True draws a (transient) bar on stderr."""
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    labels = {f"f{i:03d}": b"0 0.5 0.5 0.1 0.1\n" for i in range(40)}
+    _dataset(tmp_path, labels, names=["a"])
+    images = sorted(str(p) for p in (tmp_path / "images" / "train").iterdir())
+    fake = Tty()
+    monkeypatch.setattr(sys, "stderr", fake)
+    monkeypatch.setattr(label_counts, "CHUNK_SIZE", 10)
+    assert count_labels(images, 1, progress=True, use_cache=False).counts == [40]
+    assert "counting labels" in fake.getvalue()
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], True), (["--quiet"], False)])
+def test_quiet_hides_the_progress_bar(
+    counted: tuple[Path, list[int]], monkeypatch: pytest.MonkeyPatch, flag: list[str], expected: bool
+) -> None:
+    seen: list[Any] = []
+    real = label_counts.count_labels
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("progress"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(label_counts, "count_labels", spy)
+    assert _run("--data", counted[0], "--format", "json", *flag).exit_code == 0
+    assert seen == [expected]
+
+
+def test_automatic_workers_only_when_worthwhile_and_safe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1), raising=False)
+    assert label_counts._pick_workers(None, 1_000, 1) == 0  # too small to repay a pool
+    assert label_counts._pick_workers(2, 50_000, 1) == 0  # one chunk: nothing to share
+    monkeypatch.setattr(label_counts, "_main_is_reimport_safe", lambda: True)
+    assert label_counts._pick_workers(None, 200_000, 100) == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 1.0, 1.0), raising=False)
+    assert label_counts._pick_workers(None, 200_000, 100) == 0  # the other CPU is busy: no pool
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1), raising=False)
+    monkeypatch.setattr(label_counts, "_main_is_reimport_safe", lambda: False)
+    assert label_counts._pick_workers(None, 200_000, 100) == 0
+    assert label_counts._pick_workers(2, 200_000, 100) == 2  # an explicit request is honoured
+
+
+@pytest.mark.parametrize(
+    ("source", "safe"),
+    [("import x\nrun()\n", False), ("def f():\n    pass\n\nif __name__ == '__main__':\n    f()\n", True)],
+)
+def test_main_reimport_safety_detects_the_guard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, safe: bool
+) -> None:
+    script = tmp_path / "user_script.py"
+    script.write_text(source)
+    fake_main = type(sys)("__main__")
+    fake_main.__file__ = str(script)
+    fake_main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    assert label_counts._main_is_reimport_safe() is safe
+
+
+def test_broken_pool_falls_back_to_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Broken:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise BrokenProcessPool("workers could not start")
+
+    labels = {f"f{i:02d}": f"{i % 2} 0.5 0.5 0.1 0.1\n".encode() for i in range(30)}
+    _dataset(tmp_path, labels, names=["a", "b"])
+    images = sorted(str(p) for p in (tmp_path / "images" / "train").iterdir())
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Broken)
+    monkeypatch.setattr(label_counts, "CHUNK_SIZE", 7)
+    assert count_labels(images, 2, workers=2, use_cache=False).counts == [15, 15]
 
 
 def test_verify_label_file_matches_ultralytics_function(tmp_path: Path) -> None:

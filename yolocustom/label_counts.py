@@ -1,0 +1,807 @@
+"""Count instances per class over YOLO label files, exactly as Ultralytics' ``YOLODataset`` would load them.
+
+Only the label text files are read; images are never decoded. The per-file rules are those of Ultralytics 8.4's
+``ultralytics.data.utils.verify_image_label`` for a box task (``detect``):
+
+* an image without a label file, or with an empty one, is a *background* (kept, no instances);
+* rows are whitespace-split lines of the UTF-8 file (a byte-order mark, CRLF endings and blank lines are fine);
+* with a ``kpt_shape`` in the dataset YAML, pose rows (``5 + nkpt * ndim`` values) keep their first 5 values;
+* a file with any row of more than 6 values is in segment format: each row is one instance (its polygon becomes a box);
+* a file is *rejected* as corrupt (its image is dropped from training) when a row has the wrong number of values,
+  a value is not a number, a class id is negative, fractional or ``>= nc``, or a coordinate is beyond the 1 % tolerance
+  (``> 1.01`` or ``< -0.01``, and no negative width/height);
+* duplicate rows (equal as float32) are dropped.
+
+The fast path reads a chunk of files, finds the line structure of all ASCII files at once with NumPy, converts every
+value with one NumPy call (the same string-to-float32 conversion Ultralytics uses) and checks them vectorised. Any file
+it cannot vouch for is re-checked by :func:`verify_label_file`, a line-by-line port of Ultralytics' code, which is
+authoritative and also supplies the rejection reason in Ultralytics' words.
+
+When a valid Ultralytics label cache (``labels/<split>.cache``) exists for the same files, its labels are used instead
+(same version and hash checks as ``YOLODataset.get_labels``). Cache files are NumPy pickles, loaded exactly as
+Ultralytics loads them, so the same trust applies.
+
+Known divergence from Ultralytics when scanning (not when a valid cache is used): images are not opened, so an image
+that exists but is corrupt (a zero-byte file included), not an image, or smaller than 10 pixels is counted here while
+Ultralytics would drop it. A listed image that does not exist, or is a folder, is rejected as Ultralytics rejects it.
+
+Large scans run in a process pool ('forkserver', else 'spawn'; never 'fork', as the caller may be a trainer with live
+threads). Those workers import the caller's ``__main__`` module, so automatic parallelism is only used when that is
+harmless (see ``_main_is_reimport_safe``); otherwise, or if the pool breaks, the scan runs in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from yolocustom.datasets import img2label_paths, ultralytics_root
+
+if TYPE_CHECKING:
+    import numpy as np
+
+CHUNK_SIZE = 2000
+"""Label files per unit of work (one NumPy conversion, one progress step)."""
+SCAN_SECONDS_PER_FILE = 12e-6
+"""Rough in-process scan cost per label file (measured on a 2-core VM), for the automatic worker choice."""
+POOL_STARTUP_SECONDS = 0.5
+"""Rough cost of starting a worker pool from a fresh process; automatic parallelism must save more than this."""
+_READ_SIZE = 1 << 16
+
+
+@dataclass
+class LabelCounts:
+    """Per-class instance counts of one split, as ``YOLODataset(...).labels`` would hold them.
+
+    Attributes:
+        counts (list[int]): Instances per class id, ``len == nc``, after dropping rejected files and duplicate rows.
+        images (int): Images kept (including backgrounds): ``len(YOLODataset(...).labels)``.
+        backgrounds (int): Kept images with no instance (no label file, or an empty one).
+        instances (int): ``sum(counts)``.
+        rejected (list[tuple[str, str]]): ``(label file, reason)`` for every image Ultralytics would drop as corrupt.
+        label_files (int): Label files found for kept images.
+        duplicates (int): Duplicate rows dropped.
+        source (str): ``"scan"`` or ``"cache"`` (a valid Ultralytics ``.cache`` file was used).
+        cache_file (str | None): The Ultralytics cache file that was used, if any.
+    """
+
+    counts: list[int]
+    images: int = 0
+    backgrounds: int = 0
+    instances: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    label_files: int = 0
+    duplicates: int = 0
+    source: str = "scan"
+    cache_file: str | None = None
+
+
+@dataclass
+class _Partial:
+    """The picklable result of scanning one chunk (plain Python types keep inter-process traffic small)."""
+
+    counts: list[int]
+    images: int = 0
+    backgrounds: int = 0
+    label_files: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def count_labels(
+    image_files: Sequence[str | os.PathLike[str]],
+    nc: int,
+    workers: int | None = None,
+    progress: bool | Callable[[int, int], None] = False,
+    *,
+    kpt_shape: Sequence[int] | None = None,
+    use_cache: bool = True,
+) -> LabelCounts:
+    """Count instances per class over the label files of ``image_files``.
+
+    Args:
+        image_files (Sequence[str | os.PathLike]): The split's images, as listed by
+            :func:`yolocustom.datasets.split_image_paths` (pass those exact strings to match Ultralytics' cache hash).
+        nc (int): Number of classes; a class id ``>= nc`` makes its file corrupt.
+        workers (int | None): Worker processes. ``None`` (auto) uses up to 8, no more than the CPUs not already
+            busy (load average), when the scan is long enough to repay starting them (about 85k files on 2 idle
+            CPUs) and the main module can be re-imported safely; otherwise it scans in this process. ``0`` or ``1``
+            always scans in this process. Explicit values above 1 need the usual ``if __name__ == "__main__":``
+            guard in the calling script, as any multiprocessing does.
+        progress (bool | Callable[[int, int], None]): ``True`` shows a progress bar on stderr when stderr is a terminal
+            and the scan is long; a callable receives ``(files done, total)`` after each chunk instead.
+        kpt_shape (Sequence[int] | None): The dataset's ``kpt_shape``; pose rows are trimmed to their box as
+            Ultralytics does for a box task. Also part of the cache hash.
+        use_cache (bool): Use Ultralytics' ``labels/*.cache`` when it is valid for these files.
+
+    Returns:
+        (LabelCounts): Counts, image and background totals, and the rejected label files with reasons.
+
+    Raises:
+        ValueError: If ``nc < 1``.
+    """
+    if nc < 1:
+        raise ValueError(f"nc must be >= 1, got {nc}")
+    im_files = [os.fspath(p) for p in image_files]
+    lb_files = img2label_paths(im_files)
+    kpt = (int(kpt_shape[0]), int(kpt_shape[1])) if kpt_shape is not None and len(kpt_shape) >= 2 else (0, 0)
+    if not im_files:
+        return LabelCounts(counts=[0] * nc)
+    if use_cache:
+        cached = _counts_from_cache(im_files, lb_files, nc, list(kpt_shape) if kpt_shape is not None else None)
+        if cached is not None:
+            return cached
+
+    total = _Partial(counts=[0] * nc)
+    bad_images = _image_problems(im_files)
+    if bad_images:
+        total.rejected.extend((lb_files[i], reason) for i, reason in bad_images.items())
+        lb_files = [lb for i, lb in enumerate(lb_files) if i not in bad_images]
+    chunks = [(i, min(i + CHUNK_SIZE, len(lb_files))) for i in range(0, len(lb_files), CHUNK_SIZE)]
+    n_workers = _pick_workers(workers, len(lb_files), len(chunks))
+    with _progress_reporter(progress, len(lb_files)) as report:
+        done = 0
+        for part, size in _run_chunks(lb_files, chunks, nc, kpt, n_workers):
+            _merge(total, part)
+            done += size
+            report(done, len(lb_files))
+    total.rejected.sort()
+    return LabelCounts(
+        counts=total.counts,
+        images=total.images,
+        backgrounds=total.backgrounds,
+        instances=sum(total.counts),
+        rejected=total.rejected,
+        label_files=total.label_files,
+        duplicates=total.duplicates,
+    )
+
+
+def verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None = None) -> tuple[list[int] | None, str]:
+    """Check one label file with Ultralytics' exact rules (a port of ``verify_image_label``'s label part).
+
+    Args:
+        lb_file (str): Label file path.
+        nc (int): Number of classes.
+        kpt_shape (Sequence[int] | None): The dataset's ``kpt_shape``, if any.
+
+    Returns:
+        (tuple[list[int] | None, str]): The class id of each kept instance (empty for a background) and a note (the
+            duplicate-rows message, or ``"missing"`` when there is no label file); or ``None`` and the reason
+            Ultralytics gives when it rejects the file as corrupt.
+    """
+    import contextvars
+
+    # Ultralytics runs this check in ThreadPool workers, whose fresh context holds NumPy's default print options
+    # (Ultralytics changes them for the main thread). Messages show arrays, so run in a fresh context too.
+    return contextvars.Context().run(_verify_label_file, lb_file, nc, kpt_shape)
+
+
+def _verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None) -> tuple[list[int] | None, str]:
+    """Implement :func:`verify_label_file`."""
+    import numpy as np
+
+    nkpt, ndim = (int(kpt_shape[0]), int(kpt_shape[1])) if kpt_shape is not None and len(kpt_shape) >= 2 else (0, 0)
+    try:
+        if not os.path.isfile(lb_file):
+            return [], "missing"
+        with open(lb_file, encoding="utf-8-sig") as f, np.errstate(over="ignore"):  # '1e40' -> inf, then rejected
+            lb: Any = [x.split() for x in f.read().strip().splitlines() if x.strip()]
+            if nkpt:  # pose labels for a box task: keep the box, drop the keypoints
+                lb = [x[:5] if len(x) == 5 + nkpt * ndim else x for x in lb]
+            segments: list[Any] = []
+            if any(len(x) > 6 for x in lb):  # segment format
+                assert not any(len(x) == 5 for x in lb), "labels mix segment and detection rows"
+                classes = np.array([x[0] for x in lb], dtype=np.float32)
+                segments = [np.array(x[1:], dtype=np.float32).reshape(-1, 2) for x in lb]
+                lb = np.concatenate((classes.reshape(-1, 1), _segments2boxes(segments)), 1)
+            lb = np.array(lb, dtype=np.float32)
+        note = ""
+        if nl := len(lb):
+            assert lb.shape[1] == 5, f"labels require 5 columns, {lb.shape[1]} columns detected"
+            points = lb[:, 1:]
+            assert points.max() <= 1.01, f"non-normalized or out of bounds coordinates {points[points > 1.01]}"
+            lb_min = lb.min()
+            assert lb_min >= 0 or (lb_min >= -0.01 and lb[:, 3:5].min() >= 0), f"negative label values {lb[lb < 0]}"
+            assert (lb[:, 0] % 1 == 0).all(), f"non-integer class labels {lb[:, 0][lb[:, 0] % 1 != 0]}"
+            max_cls = lb[:, 0].max()
+            assert max_cls < nc, (
+                f"Label class {int(max_cls)} exceeds dataset class count {nc}. Possible class labels are 0-{nc - 1}"
+            )
+            _, i = np.unique(lb, axis=0, return_index=True)
+            if len(i) < nl and segments:  # distinct polygons can share a class and box
+                rows = np.array(
+                    [c.tobytes() + s.tobytes() for c, s in zip(lb[:, 0], segments, strict=True)], dtype=object
+                )
+                _, i = np.unique(rows, return_index=True)
+            if len(i) < nl:
+                lb = lb[i]
+                note = f"{nl - len(i)} duplicate labels removed"
+        return [int(c) for c in lb[:, 0]] if len(lb) else [], note
+    except Exception as e:  # Ultralytics rejects the image on any error here, and so do we
+        return None, str(e)
+
+
+def _segments2boxes(segments: list[np.ndarray]) -> np.ndarray:
+    """Return xywh boxes of polygons, with the dtypes of Ultralytics' ``segments2boxes`` + ``xyxy2xywh``."""
+    import numpy as np
+
+    boxes = []
+    for s in segments:
+        x, y = s.T
+        boxes.append([x.min(), y.min(), x.max(), y.max()])
+    xyxy = np.array(boxes).reshape(-1, 4)
+    out = np.empty_like(xyxy)
+    out[..., 0] = (xyxy[..., 0] + xyxy[..., 2]) / 2
+    out[..., 1] = (xyxy[..., 1] + xyxy[..., 3]) / 2
+    out[..., 2] = xyxy[..., 2] - xyxy[..., 0]
+    out[..., 3] = xyxy[..., 3] - xyxy[..., 1]
+    return out
+
+
+def _image_problems(im_files: list[str]) -> dict[int, str]:
+    """Return ``{index: reason}`` for images Ultralytics could not open because they are missing or not files.
+
+    Each folder is listed once (much cheaper than one ``stat`` per image); only the images absent from their folder's
+    listing are examined one by one, for an error message worded like Ultralytics' (PIL's ``open`` error).
+    """
+    by_dir: dict[str, set[str]] = {}
+    problems: dict[int, str] = {}
+    sep, alt = os.sep, os.altsep
+    last_folder, names = None, set()
+    for i, im in enumerate(im_files):
+        folder, _, name = im.rpartition(sep)
+        if alt and alt in name:
+            folder, name = os.path.split(im)
+        if folder != last_folder:
+            cached = by_dir.get(folder)
+            if cached is None:
+                try:
+                    with os.scandir(folder or ("." if not im.startswith(sep) else sep)) as it:
+                        cached = {e.name for e in it if e.is_file()}
+                except OSError:
+                    cached = set()
+                by_dir[folder] = cached
+            last_folder, names = folder, cached
+        if name not in names:
+            problems[i] = _image_error(im)
+    return problems
+
+
+def _image_error(im_file: str) -> str:
+    """Return the error opening ``im_file`` would raise (as PIL reports it), for an image that is not a plain file."""
+    try:
+        st = os.stat(im_file)
+    except OSError as e:
+        return str(e)
+    if stat.S_ISDIR(st.st_mode):
+        return f"[Errno 21] Is a directory: '{im_file}'"
+    return f"cannot identify image file '{im_file}'"
+
+
+def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
+    """Scan one chunk of label files (their images already checked); see the module docstring for the rules.
+
+    Args:
+        lb_files (list[str]): Label paths.
+        nc (int): Number of classes.
+        kpt (tuple[int, int]): ``(nkpt, ndim)``, ``(0, 0)`` without keypoints.
+
+    Returns:
+        (_Partial): This chunk's totals.
+    """
+    import numpy as np
+
+    out = _Partial(counts=[0] * nc)
+    nkpt = kpt[0]
+    slow: list[int] = []  # files the exact checker must decide
+    plain_idx: list[int] = []  # ASCII files, tokenised together with NumPy
+    plain: list[bytes] = []
+    other: list[tuple[int, bytes]] = []  # everything else (BOM, other UTF-8, keypoints): tokenised file by file
+    backgrounds = 0
+    os_open, os_read, os_close, rdonly, size = os.open, os.read, os.close, os.O_RDONLY, _READ_SIZE  # hot loop
+    for i, lb in enumerate(lb_files):
+        try:
+            fd = os_open(lb, rdonly)
+        except (FileNotFoundError, NotADirectoryError):  # no label file: background
+            backgrounds += 1
+            continue
+        except OSError:
+            slow.append(i)
+            continue
+        try:
+            data = os_read(fd, size)
+            if len(data) == size:
+                data = _read_rest(fd, data)
+        except IsADirectoryError:  # not a file: Ultralytics' isfile() says missing, a background
+            backgrounds += 1
+            continue
+        except OSError:
+            slow.append(i)
+            continue
+        finally:
+            os_close(fd)
+        if data.isascii() and not nkpt:
+            plain_idx.append(i)
+            plain.append(data)
+        else:
+            other.append((i, data))
+    out.images += backgrounds
+    out.backgrounds += backgrounds
+
+    fast: list[int] = []  # chunk indices of files with only 5-value rows, in token order
+    nrows: list[int] = []
+    tokens: list[str] = []
+    if plain:
+        _tokenize_ascii(plain_idx, plain, out, fast, nrows, tokens, slow)
+    if other:
+        _tokenize_text(other, kpt, out, fast, nrows, tokens, slow)
+
+    if fast:
+        arr = _to_float32(tokens, nrows)
+        if arr is None:  # some value is not a number: find the files one by one
+            ok_idx, ok_rows, parts = [], [], []
+            offset = 0
+            for i, n in zip(fast, nrows, strict=True):
+                part = _to_float32(tokens[offset : offset + 5 * n], [n])
+                offset += 5 * n
+                if part is None:
+                    slow.append(i)
+                else:
+                    ok_idx.append(i)
+                    ok_rows.append(n)
+                    parts.append(part)
+            fast, nrows = ok_idx, ok_rows
+            arr = np.concatenate(parts) if parts else np.zeros((0, 5), np.float32)
+        if fast:
+            _count_fast(arr, np.asarray(fast), np.asarray(nrows), nc, out, slow)
+
+    for i in slow:
+        classes, note = verify_label_file(lb_files[i], nc, kpt if nkpt else None)
+        if classes is None:
+            out.rejected.append((lb_files[i], note))
+            continue
+        out.images += 1
+        if note != "missing":
+            out.label_files += 1
+        if not classes:
+            out.backgrounds += 1
+        for c in classes:
+            out.counts[c] += 1
+        if note.endswith("duplicate labels removed"):
+            out.duplicates += int(note.split()[0])
+    return out
+
+
+# ASCII bytes that str.split() treats as whitespace, and those str.splitlines() treats as line breaks.
+_ASCII_SPACE = b" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+_ASCII_BREAK = b"\n\x0b\x0c\r\x1c\x1d\x1e"
+_ASCII_RARE_SPACE = tuple(bytes([c]) for c in _ASCII_SPACE if c not in b" \n")
+
+
+def _tokenize_ascii(
+    index: list[int],
+    files: list[bytes],
+    out: _Partial,
+    fast: list[int],
+    nrows: list[int],
+    tokens: list[str],
+    slow: list[int],
+) -> None:
+    """Tokenise many ASCII label files at once; files whose non-blank lines all hold 5 values go to ``fast``.
+
+    Line structure is found with NumPy on the joined bytes (one pass instead of a Python loop over lines); the values
+    themselves come from one ``str.split`` of the joined text, so they are the exact strings Ultralytics converts.
+
+    Args:
+        index (list[int]): Chunk index of each file.
+        files (list[bytes]): File contents (ASCII).
+        out (_Partial): Receives the empty files as backgrounds.
+        fast (list[int]): Receives the chunk index of each file of 5-value rows.
+        nrows (list[int]): Receives the row count of each such file.
+        tokens (list[str]): Receives their values, 5 per row.
+        slow (list[int]): Receives the chunk index of every other file.
+    """
+    import numpy as np
+
+    text = b"\n".join(files)
+    buf = np.frombuffer(text, dtype=np.uint8)
+    if any(c in text for c in _ASCII_RARE_SPACE):  # tabs, CR, form feeds...: look every byte up
+        space = np.zeros(256, dtype=bool)
+        space[list(_ASCII_SPACE)] = True
+        brk = np.zeros(256, dtype=bool)
+        brk[list(_ASCII_BREAK)] = True
+        is_space, is_break = space[buf], brk[buf]
+    else:  # only ' ' and '\n': two vectorised comparisons are much cheaper than a table lookup
+        is_break = buf == 10
+        is_space = is_break | (buf == 32)
+    starts = ~is_space
+    starts[1:] &= is_space[:-1]
+    tok_pos = np.flatnonzero(starts)
+    words = text.decode("ascii").split()
+    if len(words) != len(tok_pos):  # cannot happen for ASCII; stay exact if it ever does
+        _tokenize_text(list(zip(index, files, strict=True)), (0, 0), out, fast, nrows, tokens, slow)
+        return
+    lengths = np.fromiter(map(len, files), dtype=np.int64, count=len(files))
+    file_start = np.zeros(len(files), dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=file_start[1:])
+    # Tokens per line: count token starts between consecutive line breaks (the joins are breaks too).
+    breaks = np.flatnonzero(is_break)
+    edges = np.concatenate((breaks, [len(buf)]))
+    per_line = np.diff(np.searchsorted(tok_pos, edges), prepend=0)
+    line_file = np.searchsorted(file_start, edges, side="right") - 1
+    bad = np.zeros(len(files), dtype=bool)
+    bad[line_file[(per_line != 0) & (per_line != 5)]] = True
+    per_file = np.diff(np.searchsorted(tok_pos, np.append(file_start, len(buf))))
+    empty = per_file == 0
+    good = ~empty & ~bad
+    idx = np.asarray(index, dtype=np.int64)
+    n_empty = int(empty.sum())
+    out.images += n_empty
+    out.backgrounds += n_empty
+    out.label_files += n_empty
+    slow.extend(idx[bad & ~empty].tolist())
+    fast.extend(idx[good].tolist())
+    nrows.extend((per_file[good] // 5).tolist())
+    if good.all() or not (bad & ~empty).any():
+        tokens.extend(words)
+    else:
+        offsets = np.concatenate(([0], np.cumsum(per_file))).tolist()
+        for k in np.flatnonzero(good).tolist():
+            tokens.extend(words[offsets[k] : offsets[k + 1]])
+
+
+def _tokenize_text(
+    files: list[tuple[int, bytes]],
+    kpt: tuple[int, int],
+    out: _Partial,
+    fast: list[int],
+    nrows: list[int],
+    tokens: list[str],
+    slow: list[int],
+) -> None:
+    """Tokenise label files one by one (UTF-8 with or without BOM, any line breaks, optional keypoint rows)."""
+    nkpt, ndim = kpt
+    pose_len = 5 + nkpt * ndim
+    bom = b"\xef\xbb\xbf"
+    for i, raw in files:
+        data = raw[3:] if raw.startswith(bom) else raw  # what decoding as 'utf-8-sig' does
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            slow.append(i)
+            continue
+        rows = [r for x in text.splitlines() if (r := x.split())]
+        if nkpt:  # pose rows for a box task keep their box
+            rows = [r[:5] if len(r) == pose_len else r for r in rows]
+        if not rows:  # empty label file: background
+            out.images += 1
+            out.backgrounds += 1
+            out.label_files += 1
+        elif all(len(r) == 5 for r in rows):
+            fast.append(i)
+            nrows.append(len(rows))
+            for r in rows:
+                tokens.extend(r)
+        else:
+            slow.append(i)
+
+
+def _read_rest(fd: int, head: bytes) -> bytes:
+    """Read the rest of a file whose first ``_READ_SIZE`` bytes are ``head``."""
+    parts = [head]
+    while chunk := os.read(fd, _READ_SIZE):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _to_float32(tokens: list[str], nrows: list[int]) -> np.ndarray | None:
+    """Convert value strings to an ``(n, 5)`` float32 array as ``np.array(rows, dtype=np.float32)`` does, or None."""
+    import numpy as np
+
+    try:
+        with np.errstate(all="ignore"):  # '1e40' overflows to inf and is then rejected, silently as in Ultralytics
+            return np.array(tokens, dtype=np.float32).reshape(sum(nrows), 5)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _count_fast(arr: np.ndarray, fast: np.ndarray, nrows: np.ndarray, nc: int, out: _Partial, slow: list[int]) -> None:
+    """Check box rows of many files at once and add the valid files' classes to ``out``.
+
+    Files that fail any check are appended to ``slow`` so the exact checker rejects them with Ultralytics' message.
+    """
+    import numpy as np
+
+    starts = np.zeros(len(nrows), dtype=np.int64)
+    np.cumsum(nrows[:-1], out=starts[1:])
+    with np.errstate(invalid="ignore"):
+        pmax = np.maximum.reduceat(arr[:, 1:].max(axis=1), starts)
+        lmin = np.minimum.reduceat(arr.min(axis=1), starts)
+        whmin = np.minimum.reduceat(arr[:, 3:5].min(axis=1), starts)
+        cls = arr[:, 0]
+        int_ok = np.logical_and.reduceat(cls % 1 == 0, starts)
+        cmax = np.maximum.reduceat(cls, starts)
+        good = (pmax <= 1.01) & ((lmin >= 0) | ((lmin >= -0.01) & (whmin >= 0))) & int_ok & (cmax < nc)
+    if not good.all():
+        slow.extend(int(i) for i in fast[~good])
+        keep_rows = np.repeat(good, nrows)
+        arr = arr[keep_rows]
+        nrows = nrows[good]
+    if not len(nrows):
+        return
+    file_of_row = np.repeat(np.arange(len(nrows), dtype=np.uint64), nrows)
+    dup_cls = _duplicate_classes(arr, file_of_row)
+    classes = arr[:, 0].astype(np.int64)
+    counts = np.bincount(classes, minlength=nc)
+    if len(dup_cls):
+        counts -= np.bincount(dup_cls, minlength=nc)
+        out.duplicates += len(dup_cls)
+    for c, n in enumerate(counts.tolist()):
+        out.counts[c] += n
+    out.images += len(nrows)
+    out.label_files += len(nrows)
+
+
+def _duplicate_classes(arr: np.ndarray, file_of_row: np.ndarray) -> np.ndarray:
+    """Return the class id of every row that repeats an earlier row of the same file (equal as float32 values)."""
+    import numpy as np
+
+    norm = arr + np.float32(0.0)  # -0.0 becomes 0.0: NumPy's unique() treats them as equal
+    words = np.ascontiguousarray(norm).view(np.uint32).astype(np.uint64)
+    h = file_of_row * np.uint64(0x9E3779B97F4A7C15)
+    for k in range(5):
+        h = (h ^ words[:, k]) * np.uint64(0x100000001B3)
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    same = hs[1:] == hs[:-1]
+    if not same.any():
+        return np.zeros(0, dtype=np.int64)
+    # Rows sharing a hash are candidates; decide exactly with Python tuples (float equality, so 0.0 == -0.0).
+    cand = np.unique(np.concatenate((order[1:][same], order[:-1][same])))
+    seen: set[tuple[Any, ...]] = set()
+    dups: list[int] = []
+    for r in sorted(cand.tolist()):
+        key = (int(file_of_row[r]), *norm[r].tolist())
+        if key in seen:
+            dups.append(int(norm[r, 0]))
+        else:
+            seen.add(key)
+    return np.asarray(dups, dtype=np.int64)
+
+
+def _merge(total: _Partial, part: _Partial) -> None:
+    """Add one chunk's totals into ``total``."""
+    for c, n in enumerate(part.counts):
+        total.counts[c] += n
+    total.images += part.images
+    total.backgrounds += part.backgrounds
+    total.label_files += part.label_files
+    total.duplicates += part.duplicates
+    total.rejected.extend(part.rejected)
+
+
+def _pick_workers(workers: int | None, n_files: int, n_chunks: int) -> int:
+    """Return how many worker processes to use (0 means scan in this process)."""
+    if workers is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        idle = cpus - os.getloadavg()[0] if hasattr(os, "getloadavg") else float(cpus)
+        workers = min(cpus, 8, n_chunks, int(idle + 0.5))  # CPUs busy with other jobs would only be contended for
+        if workers < 2 or n_files * SCAN_SECONDS_PER_FILE * (1 - 1 / workers) < POOL_STARTUP_SECONDS:
+            return 0
+        if not _main_is_reimport_safe():
+            return 0
+    workers = min(workers, n_chunks)
+    return workers if workers > 1 else 0
+
+
+def _main_is_reimport_safe() -> bool:
+    """Return True when worker processes may import ``__main__`` without re-running the caller's program.
+
+    'forkserver' and 'spawn' workers import the main module. That is harmless for ``python -m ...``, interactive
+    sessions and scripts with an ``if __name__ == "__main__":`` guard (the ``yolocustom`` and ``pytest`` entry points),
+    but would re-run an unguarded user script, training included. Automatic parallelism is only used when safe.
+    """
+    main = sys.modules.get("__main__")
+    spec_name = getattr(getattr(main, "__spec__", None), "name", "") or ""
+    if spec_name == "__main__" or spec_name.endswith(".__main__"):
+        return True
+    file = getattr(main, "__file__", None)
+    if not file:
+        return True
+    try:
+        with open(file, encoding="utf-8", errors="ignore") as f:
+            source = f.read()
+    except OSError:
+        return False
+    return re.search(r"""^if\s+__name__\s*==\s*["']__main__["']\s*:""", source, re.MULTILINE) is not None
+
+
+def _run_chunks(
+    lb_files: list[str],
+    chunks: list[tuple[int, int]],
+    nc: int,
+    kpt: tuple[int, int],
+    n_workers: int,
+) -> Iterator[tuple[_Partial, int]]:
+    """Yield ``(partial result, files in chunk)`` for every chunk, in a process pool when ``n_workers > 1``.
+
+    If the pool breaks (for example a worker could not import the caller's main module), the chunks it did not finish
+    are scanned in this process instead.
+    """
+    pending = dict.fromkeys(range(len(chunks)))
+    if n_workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        # Never 'fork': the caller may be a trainer with live torch/OpenMP threads. The fork server (if this call
+        # starts it) preloads NumPy and this module, so each worker starts in milliseconds instead of importing them.
+        ctx: Any
+        if "forkserver" in mp.get_all_start_methods():
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["__main__", "numpy", __name__])
+        else:
+            ctx = mp.get_context("spawn")
+        try:
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+                futures = {pool.submit(_scan_chunk, lb_files[a:b], nc, kpt): k for k, (a, b) in enumerate(chunks)}
+                for fut in as_completed(futures):
+                    k = futures[fut]
+                    part = fut.result()
+                    del pending[k]
+                    yield part, chunks[k][1] - chunks[k][0]
+        except (BrokenProcessPool, OSError, RuntimeError):
+            pass  # fall through: scan what is left here
+    for k in list(pending):
+        a, b = chunks[k]
+        yield _scan_chunk(lb_files[a:b], nc, kpt), b - a
+
+
+class _progress_reporter:  # noqa: N801 - used like a function in a with-statement
+    """Context manager yielding a ``report(done, total)`` callable: a rich bar on a terminal, a callback, or nothing."""
+
+    def __init__(self, progress: bool | Callable[[int, int], None], total: int):
+        self.progress = progress
+        self.total = total
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        if callable(self.progress):
+            return self.progress
+        if not self.progress or self.total < 2 * CHUNK_SIZE or not sys.stderr.isatty():
+            return lambda done, total: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("counting labels"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("labels", total=self.total)
+        return lambda done, total: self._bar.update(self._task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# --------------------------------------------------------------------------------------------------- Ultralytics cache
+
+
+def ultralytics_cache_version() -> str | None:
+    """Return ``DATASET_CACHE_VERSION`` of the installed Ultralytics, read from its source without importing it."""
+    root = ultralytics_root()
+    if root is None:
+        return None
+    try:
+        text = (root / "data" / "dataset.py").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    m = re.search(r"""^DATASET_CACHE_VERSION\s*=\s*["']([^"']+)["']""", text, re.MULTILINE)
+    return m.group(1) if m else None
+
+
+def cache_path_for(label_files: Sequence[str]) -> Path:
+    """Return where Ultralytics keeps the label cache of a split: the first label file's folder plus ``.cache``."""
+    return Path(label_files[0]).parent.with_suffix(".cache")
+
+
+def cache_hash(im_files: Sequence[str], lb_files: Sequence[str], nc: int, kpt_shape: list[int] | None) -> str:
+    """Return the hash ``YOLODataset.get_cache_hash`` computes for a box task (``single_cls=False``).
+
+    Args:
+        im_files (Sequence[str]): Image paths.
+        lb_files (Sequence[str]): Label paths.
+        nc (int): Number of classes.
+        kpt_shape (list[int] | None): The dataset YAML's ``kpt_shape``.
+
+    Returns:
+        (str): Hex SHA-256 over paths, sizes and modification times, plus the scan settings.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in [*lb_files, *im_files, str((False, nc, kpt_shape, False))]:
+        h.update(os.fsencode(p))
+        h.update(b"\0")
+        try:
+            st = os.stat(p)
+        except OSError:
+            h.update(b"\0")
+            continue
+        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+_CORRUPT_MARK = ": ignoring corrupt image/label: "
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _counts_from_cache(
+    im_files: list[str], lb_files: list[str], nc: int, kpt_shape: list[int] | None
+) -> LabelCounts | None:
+    """Return counts from a valid Ultralytics label cache for exactly these files, or None."""
+    path = cache_path_for(lb_files)
+    if not path.is_file():
+        return None
+    version = ultralytics_cache_version()
+    if version is None:
+        return None
+    import gc
+
+    import numpy as np
+
+    try:
+        gc.disable()  # as Ultralytics does: much faster unpickling of many small objects
+        try:
+            cache = np.load(str(path), allow_pickle=True).item()
+        finally:
+            gc.enable()
+        if cache["version"] != version or cache["hash"] != cache_hash(im_files, lb_files, nc, kpt_shape):
+            return None
+        labels = cache["labels"]
+        per_image = [np.asarray(lb["cls"]).reshape(-1) for lb in labels]
+        backgrounds = sum(1 for c in per_image if not len(c))
+        classes = np.concatenate(per_image).astype(np.int64) if per_image else np.zeros(0, np.int64)
+        counts = np.bincount(classes, minlength=nc)[:nc]
+        found = int(cache.get("results", (0,))[0])
+    except Exception:  # unreadable, stale or foreign: Ultralytics would rescan, so do we
+        return None
+    lb_of_im = dict(zip(im_files, lb_files, strict=True))
+    rejected = []
+    for msg in cache.get("msgs", []):
+        head, mark, reason = str(msg).partition(_CORRUPT_MARK)
+        if mark:
+            rejected.append((_label_from_message(_ANSI.sub("", head), lb_of_im), reason))
+    return LabelCounts(
+        counts=[int(c) for c in counts],
+        images=len(labels),
+        backgrounds=backgrounds,
+        instances=int(counts.sum()),
+        rejected=sorted(rejected),
+        label_files=found,
+        source="cache",
+        cache_file=str(path),
+    )
+
+
+def _label_from_message(head: str, lb_of_im: dict[str, str]) -> str:
+    """Return the label file of the image named at the end of an Ultralytics warning's head (``prefix + im_file``)."""
+    for k in range(len(head)):
+        if head[k:] in lb_of_im:
+            return lb_of_im[head[k:]]
+    return head
