@@ -5,6 +5,8 @@ Imports torch/ultralytics lazily: the CLI imports this module only for ``train``
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,12 @@ from yolocustom.errors import UserError
 from yolocustom.recipe import Recipe, load_recipe, validate_recipe
 
 MODEL_SUFFIXES = (".yaml", ".yml", ".pt")
+# OSError numbers that mean "the disk or the folder is the problem" rather than a bug: reported without a traceback
+DISK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "ENOTDIR", "EIO")
+    if hasattr(errno, name)
+)
 
 
 @dataclass
@@ -60,6 +68,49 @@ def preflight(recipe: Recipe) -> None:
                     f"data: no usable labels in the train split of {recipe.data} "
                     f"({counts.images} images, {len(counts.rejected)} label files rejected)"
                 )
+
+
+def run_folder(recipe: Recipe) -> Path:
+    """The folder Ultralytics will train this recipe into (before ``name`` is incremented), resolved its way.
+
+    A relative ``train.project`` is not relative to the working directory: Ultralytics 8.4 puts it under its
+    ``runs_dir`` setting and the task (``<runs_dir>/detect/<project>/<name>``), and an absent one means
+    ``<runs_dir>/detect/train``.
+    """
+    from types import SimpleNamespace
+
+    from ultralytics.cfg import get_save_dir
+
+    args = SimpleNamespace(
+        project=recipe.train.get("project"),
+        name=recipe.train.get("name"),
+        task="detect",
+        mode="train",
+        exist_ok=True,  # no increment: the folder the run is named after, whether or not it exists yet
+        save_dir=None,
+    )
+    return get_save_dir(args)
+
+
+def check_output_folder(folder: Path, what: str = "train.project") -> None:
+    """Refuse, before any compute and before anything is written, a run folder that cannot be created or written.
+
+    Walks up to the nearest existing ancestor of ``folder``: it must be a directory the process can write into (a
+    regular file in the path, a read-only folder or a read-only file system are reported with the path at fault).
+
+    Raises:
+        UserError: Naming ``folder``, the path at fault and why.
+    """
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{what}: cannot create the run folder {folder}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{what}: cannot create or write the run folder {folder}: {probe} is not writable")
+    weights = folder / "weights"
+    if weights.exists() and not (weights.is_dir() and os.access(weights, os.W_OK | os.X_OK)):
+        raise UserError(f"{what}: cannot write checkpoints into {weights}: not a writable folder")
 
 
 def recipe_from_checkpoint(path: Path) -> Recipe:
@@ -110,12 +161,15 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
 
     trainer_cls = build_trainer(recipe)
     if resume_from is not None:
+        check_output_folder(Path(resume_from).resolve().parent.parent, "--resume")
         model = YOLO(str(resume_from))
         _ACTIVE["model"] = model
         model.train(resume=str(resume_from), trainer=trainer_cls)
     else:
         check_model_reference(recipe.model)
         preflight(recipe)
+        folder = run_folder(recipe)
+        check_output_folder(folder)
         model = YOLO(recipe.model)
         _ACTIVE["model"] = model
         model.train(trainer=trainer_cls, **train_overrides(recipe))
@@ -127,11 +181,42 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
 _ACTIVE: dict[str, Any] = {}  # the YOLO model of the run in progress, so an interrupt can name its last.pt
 
 
-def interrupted_checkpoint() -> Path | None:
-    """The ``last.pt`` of the run that was interrupted, if it wrote one."""
+def checkpoint_is_complete(path: Path) -> bool:
+    """Whether ``path`` is a whole checkpoint file, cheaply: ``torch.save`` writes a zip archive whose central
+    directory is at the end, so a file cut short by a kill or a full disk mid-write fails to open as a zip."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path):
+            return True
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def active_checkpoint() -> Path | None:
+    """The ``last.pt`` path of the run in progress (or just stopped), whether or not it exists or is whole."""
     trainer = getattr(_ACTIVE.get("model"), "trainer", None)
     last = getattr(trainer, "last", None)
-    return Path(last) if last is not None and Path(last).exists() else None
+    return Path(last) if last is not None else None
+
+
+def interrupted_checkpoint() -> Path | None:
+    """The ``last.pt`` of the run that was interrupted, if it wrote one and the file is complete."""
+    last = active_checkpoint()
+    return last if last is not None and last.exists() and checkpoint_is_complete(last) else None
+
+
+def stop_hint() -> str:
+    """One sentence for a run that stopped early: how to resume it, or why it cannot be resumed."""
+    last = active_checkpoint()
+    if last is None or not last.exists():
+        return "No checkpoint had been written yet, so there is no last.pt to resume from."
+    if not checkpoint_is_complete(last):
+        return (
+            f"{last} is incomplete (it was being written when training stopped), so this run cannot be resumed; "
+            "start it again."
+        )
+    return f"Resume with: yolocustom train --resume {last}"
 
 
 def dry_run(recipe: Recipe) -> str:

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
                 search = None
                 if source is not None:
                     recipe = load_recipe(source)
-                    search = Path(recipe.train.get("project") or "runs")
+                    search = training.run_folder(recipe).parent  # where Ultralytics put the recipe's runs
                 resume_from = training.latest_checkpoint(search)
             recipe = training.recipe_from_checkpoint(resume_from)
             print(f"Resuming {resume_from} with its recipe (sha256 {recipe.digest()[:12]})")
@@ -51,14 +51,12 @@ def register(app: typer.Typer) -> None:
         try:
             outcome = training.train(recipe, resume_from)
         except KeyboardInterrupt:
-            last = training.interrupted_checkpoint()
-            hint = (
-                f"Resume with: yolocustom train --resume {last}"
-                if last
-                else "No epoch had finished, so there is no last.pt to resume from."
-            )
-            sys.stderr.write(f"\nInterrupted. {hint}\n")
+            sys.stderr.write(f"\nInterrupted. {training.stop_hint()}\n")
             raise typer.Exit(130) from None
+        except OSError as e:  # disk full, file too large, read-only or vanished folder: the disk, not a bug
+            if e.errno not in training.DISK_ERRNOS:
+                raise
+            raise fail(f"training stopped by a file-system error: {e}. {training.stop_hint()}") from None
         print(f"\nRun folder: {outcome.save_dir}\nbest.pt: {outcome.best}")
         shown = {k: v for k, v in outcome.metrics.items() if k.startswith("metrics/")}
         if shown:

@@ -61,10 +61,15 @@ class RecipeRecordMixin(TrainerBase):
         ``resume_training``: Ultralytics appends to results.csv after the epoch's row may already be there (a kill
             between ``save_metrics`` and ``save_model``); rows past the checkpoint's epoch are dropped so a resumed run
             has no duplicate epochs.
+        ``save_model``: Ultralytics writes last.pt/best.pt in place, so a kill or a full disk mid-write leaves a
+            truncated file and the previous checkpoint is already gone. The base method writes to temp names here, and
+            each finished file replaces its target atomically (``os.replace``).
     """
 
     yc_recipe_data: ClassVar[dict[str, Any]] = {}
-    CSV_FILES: ClassVar[tuple[str, ...]] = ("results.csv", "f1_per_class.csv")
+    CSV_FILES: ClassVar[tuple[str, ...]] = ("results.csv", "f1_per_class.csv")  # per-epoch logs, results.csv first
+    last: Path
+    best: Path
 
     @property
     def yc_recipe(self) -> Recipe:
@@ -84,6 +89,10 @@ class RecipeRecordMixin(TrainerBase):
         if RANK in {-1, 0}:
             import yaml
 
+            if not self.resume:  # a fresh run into an existing folder (exist_ok): drop the old run's per-epoch rows
+                for name in self.CSV_FILES[1:]:  # results.csv is Ultralytics' own, which it clears itself
+                    (Path(self.save_dir) / name).unlink(missing_ok=True)
+
             text = f"# resolved by yolocustom {__version__}; sha256 {record['digest']}\n" + yaml.safe_dump(
                 record["recipe"], sort_keys=False
             )
@@ -96,3 +105,20 @@ class RecipeRecordMixin(TrainerBase):
         if ckpt is not None and getattr(self, "resume", False) and RANK in {-1, 0}:
             for name in self.CSV_FILES:
                 trim_csv_after_epoch(Path(self.save_dir) / name, self.start_epoch)
+
+    def save_model(self) -> bool:
+        last, best = Path(self.last), Path(self.best)
+        staged = {last: last.with_name(f".{last.name}.partial"), best: best.with_name(f".{best.name}.partial")}
+        self.last, self.best = staged[last], staged[best]
+        try:
+            saved = super().save_model()
+        except BaseException:
+            for tmp in staged.values():  # a failed write (disk full) leaves the previous checkpoints as they were
+                tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self.last, self.best = last, best
+        for final, tmp in staged.items():
+            if tmp.exists():
+                os.replace(tmp, final)
+        return saved
