@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from yolocustom.commands import schema, validate
+from yolocustom import cli
 from yolocustom.errors import RecipeError
 from yolocustom.recipe import load_recipe
 
@@ -712,15 +711,7 @@ HOSTILE: dict[str, str | bytes] = {
 }
 
 
-def _app() -> typer.Typer:
-    """The commands under test, without the rest of the CLI (other subcommands are written in parallel)."""
-    app = typer.Typer()
-    validate.register(app)
-    schema.register(app)
-    return app
-
-
-APP = _app()
+APP = cli.app  # the real CLI, as the console script runs it
 
 
 def _write(folder: Path, text: str | bytes, name: str = "recipe.yaml") -> Path:

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
-from yolocustom.commands import schema, validate
+from yolocustom import cli
 from yolocustom.errors import RecipeError
 from yolocustom.recipe import Recipe, load_recipe, validate_recipe
 
@@ -21,14 +20,7 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 HEAD = "model: yolo26n.yaml\ndata: coco8.yaml\n"
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    validate.register(app)
-    schema.register(app)
-    return app
-
-
-APP = _app()
+APP = cli.app  # the real CLI, as the console script runs it
 
 
 def _write(path: Path, text: str) -> Path:
