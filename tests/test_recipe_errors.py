@@ -738,6 +738,11 @@ def _assert_precise(
         assert fragment in message, f"{fragment!r} not in {message!r}"
 
 
+def _validate_args(recipe: Path, sets: tuple[str, ...]) -> list[str]:
+    """``validate-config RECIPE --set ...`` arguments for one case."""
+    return ["validate-config", str(recipe), *(arg for item in sets for arg in ("--set", item))]
+
+
 def test_enough_cases() -> None:
     assert len(CASES) >= 45
     assert len({p.id for p in CASES}) == len(CASES)
@@ -753,9 +758,7 @@ def test_malformed_recipe_cli(
     fragments: tuple[str, ...],
 ) -> None:
     recipe = _write(tmp_path, text)
-    args = ["validate-config", str(recipe)]
-    for item in sets:
-        args += ["--set", item]
+    args = _validate_args(recipe, sets)
     result = CliRunner().invoke(APP, args)
     output = result.stdout + result.stderr
     assert result.exit_code == 1, output
@@ -889,9 +892,7 @@ def test_malformed_recipe_real_cli(
     fragments: tuple[str, ...],
 ) -> None:
     recipe = _write(tmp_path, text)
-    args = ["validate-config", str(recipe)]
-    for item in sets:
-        args += ["--set", item]
+    args = _validate_args(recipe, sets)
     start = time.perf_counter()
     proc = _run(*args)
     elapsed = time.perf_counter() - start

@@ -23,7 +23,8 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     from ultralytics.utils import DEFAULT_CFG_DICT
     from ultralytics.utils.torch_utils import unwrap_model
 
-    from yolocustom.features.fitness import fitness_formula
+    from yolocustom.features.class_weights import weight_table
+    from yolocustom.features.fitness import DEFAULT_FITNESS, fitness_formula
     from yolocustom.features.layer_lr import PART_KEY
 
     model = unwrap_model(trainer.model)
@@ -75,15 +76,11 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     weights = getattr(model, "class_weights", None)
     if weights is not None:
         counts = trainer.get_class_counts()
-        table = [f"{'id':>4} {'class':<20} {'instances':>10} {'weight':>8}"]
-        table += [
-            f"{i:>4} {trainer.data['names'][i]:<20} {int(counts[i]):>10} {float(w):>8.3f}"
-            for i, w in enumerate(weights.tolist())
-        ]
-        out += _section("Class weights (classification BCE, both heads)", table)
+        table = weight_table(trainer.data["names"], [float(c) for c in counts], weights.tolist())
+        out += _section("Class weights (classification BCE, both heads)", table.splitlines())
 
     fitness = feats.get("fitness")
-    formula = fitness_formula(fitness) if fitness is not None else "default (Ultralytics 8.4: mAP50-95)"  # type: ignore[arg-type]
+    formula = fitness_formula(fitness) if fitness is not None else DEFAULT_FITNESS  # type: ignore[arg-type]
     out += _section("Fitness (best.pt, early stopping, best_fitness)", [formula])
 
     args = vars(trainer.args)

@@ -91,15 +91,23 @@ def compute_class_weights(
     raw = [raw_weight(c, max_count, scheme, beta) if c > 0 else None for c in counts]
     floor = min(w for w in raw if w is not None)
     zero_classes = [i for i, w in enumerate(raw) if w is None]
-    weights = [floor if w is None else w for w in raw]
+    weights, capped = normalize_and_cap([floor if w is None else w for w in raw], normalize, max_weight)
+    return ClassWeights(weights=weights, zero_classes=zero_classes, capped_classes=capped)
+
+
+def normalize_and_cap(
+    weights: Sequence[float], normalize: Normalize = "mean", max_weight: float | None = None
+) -> tuple[list[float], list[int]]:
+    """Divide by the mean (``normalize="mean"``), then clip at ``max_weight``; return weights and capped ids."""
+    out = list(weights)
     if normalize == "mean":
-        mean = sum(weights) / len(weights)
-        weights = [w / mean for w in weights]
+        mean = sum(out) / len(out)
+        out = [w / mean for w in out]
     capped: list[int] = []
     if max_weight is not None:
-        capped = [i for i, w in enumerate(weights) if w > max_weight]
-        weights = [min(w, max_weight) for w in weights]
-    return ClassWeights(weights=weights, zero_classes=zero_classes, capped_classes=capped)
+        capped = [i for i, w in enumerate(out) if w > max_weight]
+        out = [min(w, max_weight) for w in out]
+    return out, capped
 
 
 def imbalance_ratio(counts: Sequence[float]) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from yolocustom.features._base import TrainerBase
 from yolocustom.recipe import ClassWeightsFeature
-from yolocustom.weighting import DEFAULT_BETA, compute_class_weights
+from yolocustom.weighting import DEFAULT_BETA, compute_class_weights, normalize_and_cap
 
 WEIGHTS_FILE = "class_weights.json"
 
@@ -57,12 +57,8 @@ def resolve_weights(
         )
         return result.weights, result.zero_classes
     assert feature.weights is not None
-    weights = map_explicit_weights(feature.weights, names)
-    if feature.normalize == "mean":
-        mean = sum(weights) / len(weights)
-        weights = [w / mean for w in weights]
-    if feature.max_weight is not None:
-        weights = [min(w, feature.max_weight) for w in weights]
+    explicit = map_explicit_weights(feature.weights, names)
+    weights, _ = normalize_and_cap(explicit, feature.normalize or "none", feature.max_weight)
     return weights, [i for i, c in enumerate(counts) if c == 0]
 
 

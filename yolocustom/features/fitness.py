@@ -8,6 +8,7 @@ from yolocustom.features._base import TrainerBase
 from yolocustom.features.f1_logging import F1_KEY, mean_f1
 from yolocustom.recipe import FitnessFeature
 
+DEFAULT_FITNESS = "default (Ultralytics 8.4: mAP50-95)"
 METRIC_KEYS = {
     "precision": "metrics/precision(B)",
     "recall": "metrics/recall(B)",
@@ -30,7 +31,7 @@ def fitness_formula(feature: FitnessFeature) -> str:
     """Human-readable formula, for ``--dry-run``."""
     terms = [f"{w:g} x {m}" if w != 1 else m for m, w in fitness_weights(feature).items()]
     text = " + ".join(terms)
-    return text.replace("default", "default (Ultralytics 8.4: mAP50-95)")
+    return text.replace("default", DEFAULT_FITNESS)
 
 
 def compute_fitness(feature: FitnessFeature, metrics: dict[str, Any], default: float, det_metrics: Any) -> float:
