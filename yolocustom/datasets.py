@@ -18,8 +18,9 @@ the same path strings (the label cache hash depends on both):
 
 Divergences from Ultralytics, all deliberate:
 
-* Nothing is ever downloaded: URLs, archives and missing data raise :class:`~yolocustom.errors.DataError` naming the
-  paths that were looked at, instead of running the YAML's ``download:`` script.
+* Nothing is downloaded here: URLs, archives and missing data raise :class:`~yolocustom.errors.DataError` naming the
+  paths that were looked at. Fetching a missing dataset through its ``download:`` is
+  :func:`yolocustom.resolve.ensure_dataset`'s job, and it goes through Ultralytics' own ``check_det_dataset``.
 * Ultralytics' default ``datasets_dir`` (used only when no ``settings.json`` exists yet) is re-derived here: the parent
   of the git checkout holding the ``ultralytics`` package when that is writable, else the working directory.
 * ``fraction`` is not applied: the whole split is listed.
@@ -118,6 +119,46 @@ class DatasetSpec:
             raise DataError(f"{self.source}: split {split!r} entries must be strings, got {bad[0]!r}")
         return [(self.root / e).resolve() for e in entry]
 
+    def missing_paths(self, splits: tuple[str, ...] = ("train", "val")) -> list[tuple[str, Path]]:
+        """Return ``(split, path)`` for each image source of ``splits`` that does not exist (cheap: no listing)."""
+        return [(s, p) for s in splits for p in self.split_paths(s) if not p.exists()]
+
+    def path_hint(self) -> str:
+        """A "did you mean" for a relative ``path:`` missing from the working directory but present beside the YAML.
+
+        Ultralytics resolves a relative ``path:`` (``path: .`` included) from the working directory, then its
+        ``datasets_dir``, never from the YAML's folder; so a YAML shipped inside its dataset folder breaks as soon as
+        training runs from elsewhere.
+        """
+        path = self.raw.get("path")
+        if not isinstance(path, str) or not path or Path(path).is_absolute() or self.yaml_path is None:
+            return ""
+        beside = (self.yaml_path.parent / path).resolve()
+        if beside == self.root or not beside.is_dir():
+            return ""
+        moved = DatasetSpec(self.yaml_path, beside, self.names, self.nc, self.splits, self.kpt_shape, self.datasets_dir)
+        if moved.missing_paths():
+            return ""
+        return (
+            f"; did you mean the folder beside the YAML, '{beside}'? A relative 'path: {path}' is looked up in the "
+            f"working directory ('{Path.cwd()}') and then in datasets_dir, not next to the YAML: set 'path: {beside}' "
+            "or leave 'path:' out (an absent 'path:' means the YAML's own folder)"
+        )
+
+    def missing_error(self, split: str, missing: Path) -> DataError:
+        """The error for a split whose folder or list file is absent: where it was looked for, and how to fix it."""
+        fetch = (
+            f"Its 'download: {self.raw['download']}' is run by 'yolocustom train' and 'compute-weights'"
+            if self.raw.get("download")
+            else "The YAML has no 'download:' to fetch it from"
+        )
+        return DataError(
+            f"{self.source}: images for split {split!r} not found, missing path '{missing}' "
+            f"(dataset root '{self.root}'; a relative 'path:' is looked up in the working directory, then in "
+            f"Ultralytics' datasets_dir '{self.datasets_dir}'). {fetch}: put the data there or fix 'path:'"
+            f"{self.path_hint()}"
+        )
+
 
 def resolve_dataset(data: str | Path) -> DatasetSpec:
     """Find, read and validate a detection dataset YAML like Ultralytics' ``check_det_dataset``, but offline.
@@ -185,12 +226,7 @@ def split_image_paths(spec: DatasetSpec, split: str) -> list[str]:
     sources = spec.split_paths(split)
     missing = [p for p in sources if not p.exists()]
     if missing:
-        raise DataError(
-            f"{spec.source}: images for split {split!r} not found, missing path '{missing[0]}' "
-            f"(dataset root '{spec.root}'; a relative 'path:' is looked up in the working directory, then in "
-            f"Ultralytics' datasets_dir '{spec.datasets_dir}'). Nothing is downloaded: put the data there or fix "
-            "'path:'"
-        )
+        raise spec.missing_error(split, missing[0])
     files: list[str] = []
     for p in sources:
         if p.is_dir():

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from yolocustom.errors import RecipeError
+from yolocustom.errors import Problem, RecipeError
 from yolocustom.ultralytics_cfg import check_train_value, load_ultralytics_cfg
 from yolocustom.yaml_source import PathKey, Position, YamlSourceError, parse_document, parse_scalar, read_text
 
@@ -478,25 +478,24 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     try:
         data, positions = parse_document(read_text(path))
     except YamlSourceError as e:
-        raise RecipeError(source, [_one_line(f"{e.position}: {e.message}" if e.position else e.message)]) from None
+        pos = e.position
+        problem = Problem(_one_line(e.message), line=pos.line if pos else None, col=pos.col if pos else None)
+        raise RecipeError(source, [problem]) from None
     if not isinstance(data, dict):
-        raise RecipeError(
-            source,
-            [
-                f"{positions.get((), '1:1')}: expected a mapping at the top level (model: ..., data: ...), "
-                f"found {_yaml_kind(data)}"
-            ],
-        )
+        top = positions.get((), Position(1, 1))
+        message = f"expected a mapping at the top level (model: ..., data: ...), found {_yaml_kind(data)}"
+        raise RecipeError(source, [Problem(message, line=top.line, col=top.col)])
     override_sources: dict[PathKey, str] = {}
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
-            raise RecipeError(source, [f"--set {item!r}: expected dotted.key=value, e.g. train.epochs=5"])
+            problem = Problem("expected dotted.key=value, e.g. train.epochs=5", origin=f"--set {item!r}")
+            raise RecipeError(source, [problem])
         try:
             _set_override(data, key, parse_scalar(raw))
         except (ValueError, YamlSourceError) as e:
-            raise RecipeError(source, [_one_line(f"--set {item}: {e}")]) from None
+            raise RecipeError(source, [Problem(_one_line(str(e)), origin=_one_line(f"--set {item}"))]) from None
         override_sources[tuple(key.split("."))] = _one_line(f"--set {item}")
     base = path.resolve().parent
     for key in ("model", "data"):
@@ -525,15 +524,15 @@ def validate_recipe(
             problems += train_problems(train, on)
     except _Problems as e:
         problems = e.problems
-    lines = []
+    records = []
     for loc, message in problems:
-        where = next((src for p, src in override_sources.items() if loc[: len(p)] == p), None)
-        if where is None:
-            pos = find_position(positions, loc)
-            where = str(pos) if pos else None
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        lines.append(_one_line(f"{where + ': ' if where else ''}{field}: {message}"))
-    raise RecipeError(source, lines)
+        field = _one_line(".".join(str(p) for p in loc) or "(top level)")
+        origin = next((src for p, src in override_sources.items() if loc[: len(p)] == p), None)
+        pos = None if origin else find_position(positions, loc)
+        records.append(
+            Problem(_one_line(message), field, pos.line if pos else None, pos.col if pos else None, origin or "")
+        )
+    raise RecipeError(source, records)
 
 
 def _one_line(text: str) -> str:

@@ -5,17 +5,20 @@ Imports torch/ultralytics lazily: the CLI imports this module only for ``train``
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from yolocustom.errors import UserError
 from yolocustom.recipe import Recipe, load_recipe, validate_recipe
+from yolocustom.resolve import check_model_reference, ensure_dataset, resolve_model
 
-MODEL_SUFFIXES = (".yaml", ".yml", ".pt")
 # OSError numbers that mean "the disk or the folder is the problem" rather than a bug: reported without a traceback
 DISK_ERRNOS = frozenset(
     getattr(errno, name)
@@ -34,27 +37,17 @@ class TrainOutcome:
     metrics: dict[str, float]
 
 
-def check_model_reference(model: str) -> None:
-    """Refuse model references that would make Ultralytics download weights (this tool never downloads)."""
-    if not model.endswith(MODEL_SUFFIXES):
-        raise UserError(f"model: expected a model YAML (e.g. yolo26n.yaml) or a .pt file, found {model!r}")
-    if model.endswith(".pt") and not Path(model).is_file():
-        raise UserError(
-            f"model: checkpoint {model!r} not found on disk; yolocustom does not download weights. Give a local .pt "
-            "path, or a model YAML such as yolo26n.yaml to train from scratch"
-        )
-
-
 def preflight(recipe: Recipe) -> None:
-    """Check the dataset before any compute: it resolves offline, both splits have images, labels are readable.
+    """Check the dataset before any compute: it resolves (downloaded first if missing and the YAML says how), both
+    splits have images, labels are readable.
 
     Corrupt label files are reported (Ultralytics would drop them with a warning during epoch setup); a train split
     with no usable label at all is an error.
     """
-    from yolocustom.datasets import resolve_dataset, split_image_files
+    from yolocustom.datasets import split_image_files
     from yolocustom.label_counts import count_labels
 
-    spec = resolve_dataset(recipe.data)
+    spec = ensure_dataset(recipe.data)
     for split in ("train", "val"):
         images = split_image_files(spec, split)
         if not images:
@@ -162,6 +155,8 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
     trainer_cls = build_trainer(recipe)
     if resume_from is not None:
         check_output_folder(Path(resume_from).resolve().parent.parent, "--resume")
+        if resume_state(resume_from).stage == "validate":
+            return final_validation(trainer_cls, resume_from)
         model = YOLO(str(resume_from))
         _ACTIVE["model"] = model
         model.train(resume=str(resume_from), trainer=trainer_cls)
@@ -170,7 +165,7 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
         preflight(recipe)
         folder = run_folder(recipe)
         check_output_folder(folder)
-        model = YOLO(recipe.model)
+        model = YOLO(resolve_model(recipe.model))
         _ACTIVE["model"] = model
         model.train(trainer=trainer_cls, **train_overrides(recipe))
     trainer = model.trainer
@@ -179,6 +174,73 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
 
 
 _ACTIVE: dict[str, Any] = {}  # the YOLO model of the run in progress, so an interrupt can name its last.pt
+
+
+@dataclass
+class ResumeState:
+    """Where a ``last.pt`` stands, decided as Ultralytics decides it (``resume_training``'s ``start_epoch``).
+
+    Attributes:
+        stage (str): ``"resume"`` (epochs left), ``"validate"`` (every epoch trained, the closing validation of best.pt
+            never ran: killed in between) or ``"complete"`` (``final_eval`` stripped the checkpoint: ``epoch == -1``).
+        epoch (int): Epochs trained (0-based index of the last saved epoch + 1), or -1 when stripped.
+        epochs (int): Epochs the run was set to train.
+        best (Path): The run's best.pt.
+    """
+
+    stage: str
+    epoch: int
+    epochs: int
+    best: Path
+
+    def complete_message(self, last: Path) -> str:
+        """The one line for ``--resume`` of a finished run."""
+        best = f"best.pt: {self.best}" if self.best.is_file() else f"no best.pt was saved in {self.best.parent}"
+        return f"Nothing to resume: the run of {last} is complete ({self.epochs} epochs trained and stripped); {best}"
+
+
+def resume_state(last: Path) -> ResumeState:
+    """Read a ``last.pt``'s epoch counters (``recipe_from_checkpoint`` has already checked it is readable).
+
+    ``final_eval`` strips the optimizer from last.pt (``epoch`` becomes -1) before it validates best.pt, so a stripped
+    last.pt means the run is finished; an unstripped one whose saved epoch is the last means the process died between
+    the last epoch and the closing validation. Time-limited runs (``time:``) only ever resume or complete.
+    """
+    from ultralytics.utils.patches import torch_load
+
+    ckpt = torch_load(last, map_location="cpu")
+    args = ckpt.get("train_args") or {}
+    epoch = int(ckpt.get("epoch", -1))
+    epochs = int(args.get("epochs") or 0)
+    best = Path(last).parent / "best.pt"
+    if epoch < 0:
+        return ResumeState("complete", -1, epochs, best)
+    stage = "validate" if epoch + 1 >= epochs and not args.get("time") else "resume"
+    return ResumeState(stage, epoch + 1, epochs, best)
+
+
+def final_validation(trainer_cls: type, last: Path) -> TrainOutcome:
+    """Run the closing step a killed run missed, as Ultralytics' ``final_eval`` does: strip last.pt and best.pt, then
+    validate best.pt with the run's own arguments and validator (plots included when the run had them).
+
+    Args:
+        trainer_cls (type): The trainer class rebuilt from the checkpoint's recipe.
+        last (Path): The run's last.pt (every epoch trained).
+    """
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    trainer = trainer_cls(overrides={"model": str(last), "resume": str(last)})  # arguments come from the checkpoint
+    print(f"Every epoch of {last} was trained; running the closing validation of best.pt that the run missed")
+    ckpt = strip_optimizer(trainer.last) if Path(trainer.last).exists() else {}
+    metrics: dict[str, float] = {}
+    if Path(trainer.best).exists():
+        strip_optimizer(trainer.best, updates={"train_results": ckpt.get("train_results")})
+        validator = trainer.get_validator()
+        validator.args.plots = trainer.args.plots
+        validator.args.compile = False
+        metrics = dict(validator(model=trainer.best))
+        metrics.pop("fitness", None)
+    return TrainOutcome(Path(trainer.save_dir), Path(trainer.best), Path(trainer.last), metrics)
 
 
 def checkpoint_is_complete(path: Path) -> bool:
@@ -219,14 +281,56 @@ def stop_hint() -> str:
     return f"Resume with: yolocustom train --resume {last}"
 
 
-def dry_run(recipe: Recipe) -> str:
+@contextlib.contextmanager
+def ultralytics_output_to_stderr(verbose: bool = False) -> Iterator[None]:
+    """Keep stdout for yolocustom's own output (the plan) while Ultralytics sets a trainer up.
+
+    Without ``verbose``: Ultralytics' INFO logging (argument dump, layer table, "Freezing layer" lines) is dropped,
+    its warnings go to stderr, and anything else printed (progress bars, notes) goes to stderr too. With ``verbose``
+    nothing changes.
+    """
+    if verbose:
+        yield
+        return
+    import logging
+
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    streams = [(h, h.setStream(sys.stderr)) for h in LOGGER.handlers if isinstance(h, logging.StreamHandler)]
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        LOGGER.setLevel(level)
+        for handler, stream in streams:
+            if stream is not None:
+                handler.setStream(stream)
+
+
+def dry_run(recipe: Recipe, verbose: bool = False) -> str:
     """Build the model and trainer exactly as ``train`` would (data loaders, optimizer, class weights) and describe
-    the plan, without running an epoch. Runs single-process on CPU when the recipe asks for several GPUs."""
+    the plan, without running an epoch. Runs single-process on CPU when the recipe asks for several GPUs.
+
+    Args:
+        recipe (Recipe): The validated recipe.
+        verbose (bool): Let Ultralytics' set-up output through to stdout (else INFO is dropped, the rest on stderr).
+
+    Returns:
+        (str): The plan.
+    """
+    check_model_reference(recipe.model)
+    with ultralytics_output_to_stderr(verbose):
+        return _plan(recipe)
+
+
+def _plan(recipe: Recipe) -> str:
     from yolocustom.factory import build_trainer, train_overrides
     from yolocustom.plan import describe_plan
 
-    check_model_reference(recipe.model)
     preflight(recipe)
+    model = resolve_model(recipe.model)
     trainer_cls = build_trainer(recipe)
     with tempfile.TemporaryDirectory(prefix="yolocustom-dry-run-") as tmp:
         overrides = train_overrides(recipe)
@@ -235,7 +339,7 @@ def dry_run(recipe: Recipe) -> str:
         if isinstance(device, str) and "," in device:
             note = f"(planned on CPU in one process; the real run trains on devices {device} with DDP)"
             overrides["device"] = "cpu"
-        overrides.update(model=recipe.model, project=tmp, name="plan", exist_ok=True, plots=False)
+        overrides.update(model=model, project=tmp, name="plan", exist_ok=True, plots=False)
         trainer = trainer_cls(overrides=overrides)
         trainer._setup_train()
         return describe_plan(trainer, recipe, note)

@@ -5,18 +5,22 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from yolocustom.errors import UserError
+from yolocustom.errors import Problem, UserError
+
+if TYPE_CHECKING:
+    from yolocustom.recipe import Recipe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str) -> typer.Exit:
-    """Print ``message`` to stderr as an error and return the ``typer.Exit(1)`` to raise."""
-    sys.stderr.write(f"error: {message}\n")
+    """Print ``message`` to stderr as an error (each line of a multi-line one) and return the ``typer.Exit(1)``."""
+    sys.stderr.write("".join(f"error: {line}\n" for line in message.split("\n")))
     return typer.Exit(1)
 
 
@@ -31,3 +35,48 @@ def user_errors_exit_1(func: F) -> F:
             raise fail(str(e)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def problem_at(
+    recipe_path: Path,
+    overrides: list[str],
+    field: tuple[str | int, ...],
+    message: str,
+    at: tuple[str | int, ...] | None = None,
+) -> Problem:
+    """A ``Problem`` about ``field`` of a recipe that loaded fine: placed at its ``--set`` override, or its line:col.
+
+    Args:
+        recipe_path (Path): The recipe file (read again for positions; it parsed a moment ago).
+        overrides (list[str]): The ``--set`` items the recipe was loaded with.
+        field (tuple): The field path named in the message, e.g. ``("features", "freeze")``.
+        message (str): What to say.
+        at (tuple, optional): A deeper path to place the problem at (e.g. the one offending key under ``field``).
+    """
+    from yolocustom.recipe import find_position
+    from yolocustom.yaml_source import parse_document, read_text
+
+    at = at or field
+    dotted = ".".join(str(p) for p in field)
+    for item in overrides:
+        key = tuple(item.partition("=")[0].strip().split("."))
+        if at[: len(key)] == key or key[: len(at)] == at:
+            return Problem(message, dotted, origin=f"--set {item}")
+    pos = find_position(parse_document(read_text(recipe_path))[1], at)
+    return Problem(message, dotted, pos.line if pos else None, pos.col if pos else None)
+
+
+def recipe_warnings(recipe: Recipe, recipe_path: Path | None, overrides: list[str]) -> list[Problem]:
+    """The recipe's warnings (fine-tuning features on a model YAML...), placed in the file when it is known."""
+    from yolocustom.resolve import finetune_warnings
+
+    found = finetune_warnings(recipe)
+    if recipe_path is None:
+        return [Problem(message, ".".join(field)) for field, message in found]
+    return [problem_at(recipe_path, overrides, field, message) for field, message in found]
+
+
+def print_warnings(warnings: list[Problem], source: str) -> None:
+    """Print warnings on stderr as ``path:line:col: warning: field: message``; they never change the exit code."""
+    for w in warnings:
+        sys.stderr.write(w.format(source, "warning") + "\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from yolocustom.commands._common import fail, user_errors_exit_1
+from yolocustom.commands._common import fail, print_warnings, recipe_warnings, user_errors_exit_1
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         overrides: list[str] = typer.Option([], "--set", help="Override a recipe value, e.g. --set train.epochs=5."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Build model and trainer, print the plan, don't train."),
         resume: bool = typer.Option(False, "--resume", help="Resume from a last.pt (SOURCE), or the latest run."),
+        verbose: bool = typer.Option(
+            False, "--verbose", "-v", help="With --dry-run: also show Ultralytics' set-up output (hidden by default)."
+        ),
     ) -> None:
         """Train with the features the recipe enables."""
         from yolocustom import training
@@ -40,13 +43,20 @@ def register(app: typer.Typer) -> None:
                     search = training.run_folder(recipe).parent  # where Ultralytics put the recipe's runs
                 resume_from = training.latest_checkpoint(search)
             recipe = training.recipe_from_checkpoint(resume_from)
+            state = training.resume_state(resume_from)
+            if state.stage == "complete":
+                # exit 0: the state --resume asks for (a finished run) holds, so a job that re-runs its command
+                # after a preemption or a kill succeeds instead of failing on a run that is already done
+                print(state.complete_message(resume_from))
+                return
             print(f"Resuming {resume_from} with its recipe (sha256 {recipe.digest()[:12]})")
         elif source is None:
             raise fail("give a recipe file, e.g. 'yolocustom train configs/demo.yaml'")
         else:
             recipe = load_recipe(source, overrides)
+            print_warnings(recipe_warnings(recipe, source, overrides), str(source))
         if dry_run:
-            sys.stdout.write(training.dry_run(recipe))
+            sys.stdout.write(training.dry_run(recipe, verbose))
             return
         try:
             outcome = training.train(recipe, resume_from)
