@@ -584,20 +584,34 @@ def test_names_as_list_or_mapping_give_the_same_result(tmp_path: Path) -> None:
 
 
 def test_bundled_name_without_data_fails_fast_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """coco8.yaml resolves to Ultralytics' bundled config; its images are absent: a clear error, no download."""
+    """coco8.yaml resolves to Ultralytics' bundled config; its images are absent and the network is down: its
+    download: is tried through one quick connect, then a clear error names the URL and datasets_dir (no retries, no
+    Ultralytics import)."""
+    import time
+
+    attempts: list[Any] = []
+
+    def unreachable(address: Any, *args: Any, **kwargs: Any) -> None:
+        attempts.append(address)
+        raise OSError(101, "Network is unreachable")
 
     def no_network(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("compute-weights tried to open a network connection")
+        raise AssertionError("compute-weights opened a network connection past the reachability probe")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
     monkeypatch.setattr(datasets, "ultralytics_datasets_dir", lambda: tmp_path / "datasets")  # no coco8 there
     monkeypatch.chdir(tmp_path)
+    start = time.perf_counter()
     result = _run("--data", "coco8.yaml")
+    assert time.perf_counter() - start < 2.0
     assert result.exit_code == 1, result.output
+    assert attempts == [("github.com", 443)]
     assert "cfg/datasets/coco8.yaml" in result.stderr.replace(os.sep, "/")
     assert str(tmp_path / "datasets" / "coco8" / "images" / "train") in result.stderr
-    assert "Nothing is downloaded" in result.stderr
+    assert "cannot be downloaded from https://github.com/ultralytics/assets/releases/download/" in result.stderr
+    assert "Network is unreachable" in result.stderr and str(tmp_path / "datasets") in result.stderr
+    assert not (tmp_path / "datasets").exists()
 
 
 def test_bad_options_are_usage_errors(counted: tuple[Path, list[int]]) -> None:

@@ -250,7 +250,7 @@ def test_missing_split_folder_names_it(tmp_path: Path) -> None:
     spec = resolve_dataset(y)
     with pytest.raises(DataError) as e:
         split_image_paths(spec, "train")
-    assert str(tmp_path / "images" / "train") in str(e.value) and "Nothing is downloaded" in str(e.value)
+    assert str(tmp_path / "images" / "train") in str(e.value) and "has no 'download:'" in str(e.value)
     with pytest.raises(DataError, match="split 'test' is not defined"):
         split_image_paths(spec, "test")
 

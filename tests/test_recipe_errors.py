@@ -1,6 +1,7 @@
-"""Malformed recipes: every one is refused with one precise paragraph (file, line:col, field path, expected/found).
+"""Malformed recipes: every one is refused precisely, as ``path:line:col: field.path: expected ..., found ...``.
 
-Each case runs through ``validate-config`` in-process (Typer's CliRunner: exit code 1, one line, no traceback); the
+Each case runs through ``validate-config`` in-process (Typer's CliRunner: exit code 1, one line per problem, each in
+the ``path:line:col:`` form editors jump to, no traceback); the
 hostile files are also timed and memory-checked through ``load_recipe``, and a handful go through the real console
 entry in a subprocess.
 """
@@ -333,8 +334,8 @@ CASES = [
     case(
         "two-problems-at-once",
         HEAD + "train:\n  epochs: ten\n  lr0: 2\n",
-        "2 problems",
-        "train.lr0: expected a number between 0.0 and 1.0, found 2",
+        "train.epochs: expected an integer, found 'ten'",
+        ":5:3: train.lr0: expected a number between 0.0 and 1.0, found 2",  # the second problem, on its own line
         where="4:3",
         path="train.epochs",
     ),
@@ -723,17 +724,27 @@ def _write(folder: Path, text: str | bytes, name: str = "recipe.yaml") -> Path:
     return path
 
 
+def _prefix(recipe: Path, where: str | None, path: str | None) -> str:
+    """The exact start of a diagnostic: ``path:line:col: field: `` (no space after the path, as ruff/mypy/gcc print),
+    ``path: --set k=v: field: `` for an override, ``path: `` for a whole-file problem."""
+    if where is None:
+        location = f"{recipe}: "
+    elif where.startswith("--set "):
+        location = f"{recipe}: {where}: "
+    else:
+        assert re.fullmatch(r"\d+:\d+", where), where
+        location = f"{recipe}:{where}: "
+    return location + (f"{path}: " if path is not None else "")
+
+
 def _assert_precise(
     message: str, recipe: Path, where: str | None, path: str | None, fragments: tuple[str, ...]
 ) -> None:
-    """The message names the file, the location and the field, and says what was expected/found."""
-    assert message.startswith(f"{recipe}: "), message
-    if where is not None and path is not None:
-        assert f"{where}: {path}: " in message, message
-    elif where is not None:
-        assert f"{recipe}: {where}: " in message, message
-    elif path is not None:
-        assert f" {path}: " in message, message
+    """The message starts with the file, the location and the field, and says what was expected/found; every further
+    line (one per extra problem) is in the same ``path:`` form."""
+    lines = message.split("\n")
+    assert lines[0].startswith(_prefix(recipe, where, path)), message
+    assert all(line.startswith(f"{recipe}:") for line in lines), message
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
 
@@ -764,9 +775,11 @@ def test_malformed_recipe_cli(
     assert result.exit_code == 1, output
     assert isinstance(result.exception, SystemExit), repr(result.exception)  # a crash would also give exit code 1
     assert "Traceback" not in output
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe, list(sets))
     lines = result.stdout.splitlines()
-    assert len(lines) == 1, f"expected one line for one file, got {lines}"  # one paragraph, no blank lines
-    _assert_precise(lines[0], recipe, where, path, fragments)
+    assert len(lines) == len(info.value.problems), f"expected one line per problem, got {lines}"  # no blank lines
+    _assert_precise(result.stdout.rstrip("\n"), recipe, where, path, fragments)
     assert not result.stdout.endswith("ok\n")
 
 
@@ -784,7 +797,7 @@ def test_malformed_recipe_load(
         load_recipe(recipe, list(sets))
     err = info.value
     assert err.source == str(recipe)
-    assert err.problems and all("\n" not in p for p in err.problems)
+    assert err.problems and all("\n" not in p.format(err.source) for p in err.problems)
     _assert_precise(str(err), recipe, where, path, fragments)
 
 
@@ -914,6 +927,6 @@ def test_real_cli_several_files_one_line_each(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == f"{good}: ok"
-    assert lines[1] == f"{bad}: 4:3: train.epochs: expected an integer, found 'ten' (str)"
-    assert re.match(rf"{re.escape(str(bomb))}: \d+:\d+: aliases expand to more than", lines[2])
+    assert lines[1] == f"{bad}:4:3: train.epochs: expected an integer, found 'ten' (str)"
+    assert re.match(rf"{re.escape(str(bomb))}:\d+:\d+: aliases expand to more than", lines[2])
     assert len(lines) == 3

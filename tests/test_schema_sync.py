@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +105,17 @@ def test_configs_validate(monkeypatch: pytest.MonkeyPatch) -> None:
     args = ["validate-config", *[str(p.relative_to(REPO)) for p in CONFIGS]]
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.stdout
-    assert result.stdout.splitlines() == [f"{p.relative_to(REPO)}: ok" for p in CONFIGS]
+    _assert_ok_with_only_finetune_warnings(result.stdout, [str(p.relative_to(REPO)) for p in CONFIGS])
+
+
+def _assert_ok_with_only_finetune_warnings(stdout: str, configs: list[str]) -> None:
+    """Every config is ok; the only warnings are the fine-tuning guard's (freeze/layer_lr on a model YAML), and
+    configs/finetune.yaml (a pretrained .pt, not downloaded by validate-config) has none."""
+    lines = stdout.splitlines()
+    assert [line for line in lines if ": warning: " not in line] == [f"{c}: ok" for c in configs]
+    warnings = [line for line in lines if ": warning: " in line]
+    assert all(re.search(r"\.yaml:\d+:\d+: warning: features\.(freeze|layer_lr): model '", w) for w in warnings)
+    assert not any(w.startswith("configs/finetune.yaml") for w in warnings)
 
 
 def _real_cli_available() -> bool:
@@ -129,7 +140,7 @@ def test_real_cli_configs_and_schema() -> None:
         env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines() == [f"{c}: ok" for c in configs]
+    _assert_ok_with_only_finetune_warnings(proc.stdout, configs)
     assert proc.stderr == ""
     proc = subprocess.run(
         [sys.executable, "-m", "yolocustom", "schema"], capture_output=True, text=True, timeout=60, cwd=REPO, env=env

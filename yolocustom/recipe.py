@@ -532,6 +532,7 @@ def validate_recipe(
         records.append(
             Problem(_one_line(message), field, pos.line if pos else None, pos.col if pos else None, origin or "")
         )
+    records.sort(key=lambda r: (r.line or 0, r.col or 0))  # file order, as linters print; overrides first
     raise RecipeError(source, records)
 
 

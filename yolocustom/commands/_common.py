@@ -58,11 +58,15 @@ def problem_at(
 
     at = at or field
     dotted = ".".join(str(p) for p in field)
-    for item in overrides:
-        key = tuple(item.partition("=")[0].strip().split("."))
-        if at[: len(key)] == key or key[: len(at)] == at:
-            return Problem(message, dotted, origin=f"--set {item}")
-    pos = find_position(parse_document(read_text(recipe_path))[1], at)
+    positions = parse_document(read_text(recipe_path))[1]
+    keys = [(item, tuple(item.partition("=")[0].strip().split("."))) for item in overrides]
+    # an override of the field (or a parent) wins; one of a child only when the file does not have the field at all
+    origin = next((item for item, key in keys if at[: len(key)] == key), None)
+    if origin is None and at not in positions:
+        origin = next((item for item, key in keys if key[: len(at)] == at), None)
+    if origin is not None:
+        return Problem(message, dotted, origin=f"--set {origin}")
+    pos = find_position(positions, at)
     return Problem(message, dotted, pos.line if pos else None, pos.col if pos else None)
 
 

@@ -122,10 +122,11 @@ def compute_weights(
     if max_weight is not None and max_weight <= 0:
         raise typer.BadParameter(f"max weight must be > 0, got {max_weight}", param_hint="--max-weight")
 
-    from yolocustom.datasets import resolve_dataset, split_image_paths
+    from yolocustom.datasets import split_image_paths
     from yolocustom.label_counts import count_labels
+    from yolocustom.resolve import ensure_dataset
 
-    spec = resolve_dataset(data)
+    spec = ensure_dataset(data)  # offline when the data is there; else its download:, as the trainer would
     images = split_image_paths(spec, split)
     result = count_labels(
         images, spec.nc, workers=workers, progress=not quiet, kpt_shape=spec.kpt_shape, use_cache=not no_cache
