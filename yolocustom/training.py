@@ -196,7 +196,7 @@ class ResumeState:
     def complete_message(self, last: Path) -> str:
         """The one line for ``--resume`` of a finished run."""
         best = f"best.pt: {self.best}" if self.best.is_file() else f"no best.pt was saved in {self.best.parent}"
-        return f"Nothing to resume: the run of {last} is complete ({self.epochs} epochs trained and stripped); {best}"
+        return f"Nothing to resume: the run of {last} is complete (all {self.epochs} epochs trained); {best}"
 
 
 def resume_state(last: Path) -> ResumeState:
@@ -235,6 +235,7 @@ def final_validation(trainer_cls: type, last: Path) -> TrainOutcome:
     metrics: dict[str, float] = {}
     if Path(trainer.best).exists():
         strip_optimizer(trainer.best, updates={"train_results": ckpt.get("train_results")})
+        trainer.test_loader = None  # the validator builds its own loader from the run's data and arguments
         validator = trainer.get_validator()
         validator.args.plots = trainer.args.plots
         validator.args.compile = False

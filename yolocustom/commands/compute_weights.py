@@ -10,11 +10,9 @@ matplotlib are imported inside the command so that ``yolocustom --help`` stays f
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +22,7 @@ import typer
 
 from yolocustom.commands._common import user_errors_exit_1
 from yolocustom.errors import DataError, UserError
+from yolocustom.fsutil import replace_atomically
 from yolocustom.weighting import DEFAULT_BETA, compute_class_weights, imbalance_ratio
 
 if TYPE_CHECKING:
@@ -303,36 +302,14 @@ def _write_payload(f: IO[bytes], payload: bytes) -> None:
 
 
 def _replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Create ``path`` through a same-folder temporary file that ``write`` fills, then ``os.replace`` it into place."""
+    """Create ``path`` atomically (:func:`yolocustom.fsutil.replace_atomically`); a bad folder is a user error."""
     path = Path(path).expanduser()
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise UserError(f"cannot write '{path}': {e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _new_file_mode(path: Path) -> int:
-    """Return the mode for a new output file: the replaced file's mode, else 0o666 minus the umask."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write '{path}': folder '{folder}' is not writable")
+    replace_atomically(path, write)
 
 
 def save_plot(path: Path, report: dict[str, Any]) -> None:

@@ -4,29 +4,16 @@ across resume."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 from yolocustom import __version__
 from yolocustom.features._base import TrainerBase
+from yolocustom.fsutil import atomic_write_text  # also imported from here by other features
 from yolocustom.recipe import Recipe, validate_recipe
 
 CHECKPOINT_ATTR = "yolocustom"  # attribute on the checkpointed model; travels inside last.pt / best.pt via the EMA
 RECIPE_FILE = "recipe.yaml"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def trim_csv_after_epoch(path: Path, last_epoch: int) -> int:
