@@ -443,8 +443,10 @@ def _resolve_relative(value: str, base: Path) -> str:
     """Resolve a model/data reference against the recipe's folder when it names a file there or looks like a path.
 
     Bare names (``yolo26n.yaml``, ``coco8.yaml``) stay as they are for Ultralytics to resolve, unless a file of that
-    name sits next to the recipe.
+    name sits next to the recipe. URLs (``https://.../best.pt``) stay as they are too.
     """
+    if "://" in value:
+        return value
     candidate = Path(value).expanduser()
     if candidate.is_absolute():
         return str(candidate)

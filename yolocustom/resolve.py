@@ -16,10 +16,13 @@ Importing this module is light (no torch/ultralytics): ``validate-config`` uses 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
+import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -110,6 +113,25 @@ def probe(url: str) -> str | None:
         return f"cannot reach {host}:{parts.port or (443 if scheme == 'https' else 80)} ({e})"
 
 
+@contextlib.contextmanager
+def ultralytics_output_to_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """Keep stdout for yolocustom's own output (a plan, JSON) while Ultralytics works: its log records below ``level``
+    are dropped, the rest go to stderr, and anything else printed meanwhile (progress bars) goes to stderr too."""
+    from ultralytics.utils import LOGGER
+
+    previous = LOGGER.level
+    streams = [(h, h.setStream(sys.stderr)) for h in LOGGER.handlers if isinstance(h, logging.StreamHandler)]
+    LOGGER.setLevel(max(level, previous))
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        LOGGER.setLevel(previous)
+        for handler, stream in streams:
+            if stream is not None:
+                handler.setStream(stream)
+
+
 # -- models -----------------------------------------------------------------------------------------------------------
 
 
@@ -176,6 +198,16 @@ def _asset_release() -> str:
     return str(inspect.signature(attempt_download_asset).parameters["release"].default)
 
 
+def _reason(e: BaseException) -> str:
+    """One line saying why a download failed, with the underlying error (Ultralytics wraps e.g. an HTTP 404 in a
+    generic "Download failure ... may be offline" ConnectionError)."""
+    text = " ".join(str(e).replace("❌", "").split()) or type(e).__name__
+    cause = e.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {' '.join(str(cause).split())})"
+    return text
+
+
 def _places(places: list[Path]) -> str:
     return ", then ".join(f"'{p}'" for p in places)
 
@@ -186,9 +218,10 @@ def _download(model: str, url: str, places: list[Path], fetch: Any) -> None:
     reason = probe(url)
     if reason is None:
         try:
-            fetch()
+            with ultralytics_output_to_stderr():
+                fetch()
         except Exception as e:  # ConnectionError, HTTP 4xx, disk full...: the message, not a traceback
-            reason = " ".join(str(e).replace("❌", "").split()) or type(e).__name__
+            reason = _reason(e)
         else:
             if any(p.is_file() for p in places):
                 return
@@ -196,9 +229,9 @@ def _download(model: str, url: str, places: list[Path], fetch: Any) -> None:
     where = "the working directory's copy, then Ultralytics' weights_dir" if len(places) > 1 else "weights_dir"
     raise UserError(
         f"model: cannot download {model!r} from {url}: {reason}{_offline_note()}. Looked first for {_places(places)} "
-        f"({where}); nothing was there. To work offline, download {url} on a machine with internet and copy it to "
-        f"'{places[-1]}' (or anywhere, and set 'model:' to that path); or train from scratch with a model YAML such as "
-        "yolo26n.yaml"
+        f"({where}); not there. To place it by hand, download {url} where there is network and copy it to "
+        f"'{places[-1]}' (or anywhere, then set 'model:' to that path); or train from scratch with a model YAML such "
+        "as yolo26n.yaml"
     )
 
 
@@ -298,10 +331,11 @@ def ensure_dataset(data: str) -> DatasetSpec:
         )
     existed, before = target.is_dir(), set(os.listdir(target)) if target.is_dir() else set()
     try:
-        info = check_det_dataset(str(spec.yaml_path or data), autodownload=True)
+        with ultralytics_output_to_stderr():  # progress on stderr: stdout may be compute-weights' JSON
+            info = check_det_dataset(str(spec.yaml_path or data), autodownload=True)
     except Exception as e:  # BadZipFile, ConnectionError, script errors: one paragraph, not a traceback
         removed = _remove_new_entries(target, before, existed)
-        reason = " ".join(str(e).replace("❌", "").split()) or type(e).__name__
+        reason = _reason(e)
         raise DataError(
             f"{spec.source}: downloading the dataset from {url} failed: {type(e).__name__}: {reason}. "
             f"Removed what the attempt left in '{target}': {_names(removed)}"

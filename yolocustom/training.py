@@ -5,19 +5,17 @@ Imports torch/ultralytics lazily: the CLI imports this module only for ``train``
 
 from __future__ import annotations
 
-import contextlib
 import errno
+import logging
 import os
-import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from yolocustom.errors import UserError
 from yolocustom.recipe import Recipe, load_recipe, validate_recipe
-from yolocustom.resolve import check_model_reference, ensure_dataset, resolve_model
+from yolocustom.resolve import check_model_reference, ensure_dataset, resolve_model, ultralytics_output_to_stderr
 
 # OSError numbers that mean "the disk or the folder is the problem" rather than a bug: reported without a traceback
 DISK_ERRNOS = frozenset(
@@ -282,34 +280,6 @@ def stop_hint() -> str:
     return f"Resume with: yolocustom train --resume {last}"
 
 
-@contextlib.contextmanager
-def ultralytics_output_to_stderr(verbose: bool = False) -> Iterator[None]:
-    """Keep stdout for yolocustom's own output (the plan) while Ultralytics sets a trainer up.
-
-    Without ``verbose``: Ultralytics' INFO logging (argument dump, layer table, "Freezing layer" lines) is dropped,
-    its warnings go to stderr, and anything else printed (progress bars, notes) goes to stderr too. With ``verbose``
-    nothing changes.
-    """
-    if verbose:
-        yield
-        return
-    import logging
-
-    from ultralytics.utils import LOGGER
-
-    level = LOGGER.level
-    streams = [(h, h.setStream(sys.stderr)) for h in LOGGER.handlers if isinstance(h, logging.StreamHandler)]
-    LOGGER.setLevel(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        LOGGER.setLevel(level)
-        for handler, stream in streams:
-            if stream is not None:
-                handler.setStream(stream)
-
-
 def dry_run(recipe: Recipe, verbose: bool = False) -> str:
     """Build the model and trainer exactly as ``train`` would (data loaders, optimizer, class weights) and describe
     the plan, without running an epoch. Runs single-process on CPU when the recipe asks for several GPUs.
@@ -322,7 +292,9 @@ def dry_run(recipe: Recipe, verbose: bool = False) -> str:
         (str): The plan.
     """
     check_model_reference(recipe.model)
-    with ultralytics_output_to_stderr(verbose):
+    if verbose:
+        return _plan(recipe)
+    with ultralytics_output_to_stderr(logging.WARNING):  # the plan alone on stdout, not 170 lines of set-up logs
         return _plan(recipe)
 
 
