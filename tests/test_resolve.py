@@ -1,0 +1,407 @@
+"""Models and datasets resolve and download the Ultralytics way; failures are fast and clear; resume edge cases.
+
+A loopback HTTP server on 127.0.0.1 stands in for the internet (nothing leaves the machine). Every CLI run that may
+download goes through a subprocess with its own Ultralytics settings (``YOLO_CONFIG_DIR``: weights_dir, datasets_dir
+and runs_dir inside the test's folder), because Ultralytics reads them at import; the real settings and folders are
+never written.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import SHARED_DATASETS, run_recipe, write_recipe
+
+from yolocustom.datasets import resolve_dataset, split_image_paths
+from yolocustom.errors import DataError
+from yolocustom.resolve import probe
+
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A loopback HTTP server over ``root``; ``hits`` counts GET requests per path."""
+
+    url: str
+    root: Path
+    hits: Counter[str]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("served")
+    hits: Counter[str] = Counter()
+
+    class Handler(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits[self.path] += 1
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Server(f"http://127.0.0.1:{httpd.server_address[1]}", root, hits)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, coco8_yaml: Path) -> Path:
+    """A finished 1-epoch yolo26n run on COCO8 at imgsz 32: its weights folder (last.pt stripped, best.pt)."""
+    folder = tmp_path_factory.mktemp("pretrained")
+    trainer = run_recipe(write_recipe(folder, coco8_yaml, epochs=1))
+    return Path(trainer.wdir)
+
+
+@dataclass
+class UltraHome:
+    """Private Ultralytics settings for a subprocess."""
+
+    env: dict[str, str]
+    weights_dir: Path
+    datasets_dir: Path
+    cwd: Path
+
+
+@pytest.fixture
+def ultra_home(tmp_path: Path) -> UltraHome:
+    from ultralytics.utils import SETTINGS
+
+    cfg = tmp_path / "ultralytics_cfg"
+    (cfg / "Ultralytics").mkdir(parents=True)
+    weights_dir, datasets_dir, cwd = tmp_path / "weights", tmp_path / "datasets", tmp_path / "work"
+    cwd.mkdir()
+    settings = {
+        **dict(SETTINGS),
+        "weights_dir": str(weights_dir),
+        "datasets_dir": str(datasets_dir),
+        "runs_dir": str(tmp_path / "ultra_runs"),
+        "sync": False,
+    }
+    (cfg / "Ultralytics" / "settings.json").write_text(json.dumps(settings, indent=2))
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env.update(YOLO_CONFIG_DIR=str(cfg), YOLO_OFFLINE="1", OMP_NUM_THREADS="1")
+    return UltraHome(env, weights_dir, datasets_dir, cwd)
+
+
+def cli(home: UltraHome, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``yolocustom ARGS`` in ``home`` (its settings, its working directory)."""
+    return subprocess.run(
+        [sys.executable, "-m", "yolocustom", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=home.cwd,
+        env=env or home.env,
+    )
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- models ------------------------------------------------------------------------------------------------------------
+
+
+def test_url_model_downloads_once_then_reused_and_fine_tunes(
+    server: Server, finished_run: Path, ultra_home: UltraHome, coco8_yaml: Path
+) -> None:
+    shutil.copy(finished_run / "best.pt", server.root / "x.pt")
+    url = f"{server.url}/x.pt"
+    recipe = write_recipe(ultra_home.cwd, coco8_yaml, model=url, epochs=1)
+    first = cli(ultra_home, "train", str(recipe))
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert (ultra_home.weights_dir / "x.pt").is_file()  # where YOLO(url) puts it: weights_dir
+    assert server.hits["/x.pt"] == 1
+    assert "Downloading" in first.stderr
+    assert "Transferred 708/708 items from pretrained weights" in first.stdout + first.stderr  # fine-tuned from it
+
+    second = cli(ultra_home, "train", str(recipe))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert server.hits["/x.pt"] == 1  # reused, not fetched again
+    assert "Downloading" not in second.stderr
+    assert "Transferred 708/708" in second.stdout + second.stderr
+
+
+def test_official_name_in_weights_dir_and_quiet_dry_run(
+    finished_run: Path, ultra_home: UltraHome, coco8_yaml: Path
+) -> None:
+    """``yolo26n.pt`` sitting in weights_dir resolves by its bare name (no download, none possible); the dry-run's
+    stdout is the plan alone, and ``--verbose`` shows Ultralytics' set-up output."""
+    ultra_home.weights_dir.mkdir()
+    shutil.copy(finished_run / "best.pt", ultra_home.weights_dir / "yolo26n.pt")
+    features = {"freeze": {"layers": "backbone", "epochs": 1}}
+    recipe = write_recipe(ultra_home.cwd, coco8_yaml, features, model="yolo26n.pt", epochs=2)
+    quiet = cli(ultra_home, "train", str(recipe), "--dry-run")
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert quiet.stdout.startswith("yolocustom plan for yolo26n.pt"), quiet.stdout[:500]
+    assert "Frozen parameters" in quiet.stdout and "total frozen" in quiet.stdout
+    for noise in ("Transferred", "Freezing layer", "Overriding model.yaml", "summary:", "Scanning"):
+        assert noise not in quiet.stdout, noise  # Ultralytics' set-up output stays off stdout
+    assert "Transferred" not in quiet.stderr and "Downloading" not in quiet.stderr  # INFO dropped, nothing fetched
+    assert len(quiet.stdout.splitlines()) < 50
+    assert "warning:" not in quiet.stderr  # a pretrained .pt: freeze is what it is for
+
+    verbose = cli(ultra_home, "train", str(recipe), "--dry-run", "--verbose")
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert "Transferred 708/708" in verbose.stdout and "Freezing layer" in verbose.stdout
+    assert len(verbose.stdout.splitlines()) > len(quiet.stdout.splitlines()) + 100
+    assert not list(ultra_home.cwd.glob("*.pt"))  # found in weights_dir: nothing fetched into the working directory
+
+
+def test_official_name_offline_fails_fast_and_clearly(ultra_home: UltraHome, coco8_yaml: Path) -> None:
+    """No network (a dead proxy makes sure nothing leaves the machine, wherever the test runs): exit 1 within seconds,
+    one paragraph naming the model, where it was looked for, the URL tried, and how to place it by hand."""
+    recipe = write_recipe(ultra_home.cwd, coco8_yaml, model="yolo26n.pt", epochs=1)
+    dead = f"http://127.0.0.1:{closed_port()}"
+    env = {**ultra_home.env, "HTTPS_PROXY": dead, "https_proxy": dead, "HTTP_PROXY": dead, "http_proxy": dead}
+    start = time.perf_counter()
+    result = cli(ultra_home, "train", str(recipe), env=env)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert elapsed < 15, f"took {elapsed:.1f}s"
+    assert "Traceback" not in result.stderr
+    err = result.stderr.strip().splitlines()[-1]  # one paragraph
+    assert err.startswith("error: model: cannot download 'yolo26n.pt'")
+    assert "https://github.com/ultralytics/assets/releases/download/" in err
+    assert str(ultra_home.cwd / "yolo26n.pt") in err and str(ultra_home.weights_dir / "yolo26n.pt") in err
+    assert "place it by hand" in err and "YOLO_OFFLINE is set" in err
+    assert not list(ultra_home.cwd.glob("*.pt")) and not list(ultra_home.cwd.glob(".*.part"))
+
+
+def test_unreachable_host_and_404_fail_fast(server: Server, ultra_home: UltraHome, coco8_yaml: Path) -> None:
+    port = closed_port()
+    start = time.perf_counter()
+    assert (reason := probe(f"http://127.0.0.1:{port}/x.pt")) is not None and f"127.0.0.1:{port}" in reason
+    assert probe(f"{server.url}/anything.pt") is None
+    assert time.perf_counter() - start < 2
+
+    for url, needle in ((f"http://127.0.0.1:{port}/x.pt", "cannot reach"), (f"{server.url}/missing.pt", "404")):
+        recipe = write_recipe(ultra_home.cwd, coco8_yaml, model=url, epochs=1)
+        start = time.perf_counter()
+        result = cli(ultra_home, "train", str(recipe))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert time.perf_counter() - start < 15
+        assert f"cannot download '{url}' from {url}" in result.stderr and needle in result.stderr
+        assert str(ultra_home.weights_dir) in result.stderr
+        assert not ultra_home.weights_dir.exists() or not any(ultra_home.weights_dir.iterdir())
+
+
+# -- datasets ----------------------------------------------------------------------------------------------------------
+
+
+def _zip_coco8(dest: Path, top: str, corrupt_last: bool = False) -> None:
+    """COCO8's images and labels as ``top/images/...``, ``top/labels/...``; optionally with the last member's bytes
+    damaged, so extraction fails on a CRC error after the other members were written."""
+    src = SHARED_DATASETS / "coco8"
+    with zipfile.ZipFile(dest, "w") as z:
+        for f in sorted(src.rglob("*")):
+            if f.is_file() and f.parts[-3] in {"images", "labels"}:
+                z.write(f, f"{top}/{f.relative_to(src)}")
+    if corrupt_last:
+        data = bytearray(dest.read_bytes())
+        info = zipfile.ZipFile(dest).infolist()[-1]
+        data[info.header_offset + 30 + len(info.filename) + len(info.extra) + 5] ^= 0xFF
+        dest.write_bytes(bytes(data))
+
+
+def _dataset_yaml(folder: Path, name: str, url: str) -> Path:
+    names = yaml.safe_load((SHARED_DATASETS / "coco8" / "coco8.yaml").read_text())["names"]
+    path = folder / f"{name}.yaml"
+    data = {"path": name, "train": "images/train", "val": "images/val", "names": names, "download": url}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+AGREE = """
+import json, sys
+from ultralytics.data.utils import check_det_dataset
+from yolocustom.datasets import resolve_dataset
+spec, info = resolve_dataset(sys.argv[1]), check_det_dataset(sys.argv[1], autodownload=False)
+ours = {k: [str(p) for p in spec.split_paths(k)] for k in ("train", "val")}
+print(json.dumps({"ours": ours, "ultralytics": {k: [info[k]] for k in ("train", "val")},
+                  "roots": [str(spec.root), str(info["path"])]}))
+"""
+
+
+def test_dataset_download_then_counted_and_trained(
+    server: Server, ultra_home: UltraHome, coco8_yaml: Path, tmp_path: Path
+) -> None:
+    _zip_coco8(server.root / "tiny8.zip", "tiny8")
+    url = f"{server.url}/tiny8.zip"
+    data = _dataset_yaml(ultra_home.cwd, "tiny8", url)
+    recipe = write_recipe(ultra_home.cwd, data, epochs=1)
+
+    checked = cli(ultra_home, "validate-config", "--check-data", str(recipe))  # offline: says, does not fetch
+    assert checked.returncode == 0, checked.stdout
+    assert f"the first train (or compute-weights) will download it from {url}" in checked.stdout
+    assert str(ultra_home.datasets_dir) in checked.stdout and checked.stdout.endswith(f"{recipe}: ok\n")
+    assert server.hits["/tiny8.zip"] == 0 and not ultra_home.datasets_dir.exists()
+
+    counted = cli(ultra_home, "compute-weights", "--data", str(data), "--format", "json", "-q")
+    assert counted.returncode == 0, counted.stderr[-3000:]
+    report = json.loads(counted.stdout)  # Ultralytics' download logs went to stderr, not into the JSON
+    assert server.hits["/tiny8.zip"] == 1 and "Downloading" in counted.stderr
+    root = ultra_home.datasets_dir / "tiny8"
+    assert (root / "images" / "train").is_dir() and not (ultra_home.datasets_dir / "tiny8.zip").exists()
+    from yolocustom.label_counts import count_labels
+
+    spec = resolve_dataset(coco8_yaml)
+    expected = count_labels(split_image_paths(spec, "train"), spec.nc, progress=False)
+    assert report["counts"] == list(expected.counts) and report["instances"] == expected.instances > 0
+
+    agree = subprocess.run(
+        [sys.executable, "-c", AGREE, str(data)], capture_output=True, text=True, cwd=ultra_home.cwd, env=ultra_home.env
+    )
+    assert agree.returncode == 0, agree.stderr[-3000:]
+    where = json.loads(agree.stdout.strip().splitlines()[-1])
+    assert where["ours"] == where["ultralytics"] and where["roots"] == [str(root), str(root)]
+
+    trained = cli(ultra_home, "train", str(recipe))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert server.hits["/tiny8.zip"] == 1  # on disk now: not fetched again
+    assert (root / "labels" / "train.cache").is_file()  # the trainer read the very folder compute-weights counted
+
+
+def test_corrupt_zip_is_a_clear_error_and_leaves_nothing(server: Server, ultra_home: UltraHome) -> None:
+    _zip_coco8(server.root / "bad8.zip", "bad8", corrupt_last=True)
+    url = f"{server.url}/bad8.zip"
+    data = _dataset_yaml(ultra_home.cwd, "bad8", url)
+    ultra_home.datasets_dir.mkdir()
+    (ultra_home.datasets_dir / "mine").mkdir()  # a user's dataset already there: untouched
+    result = cli(ultra_home, "compute-weights", "--data", str(data), "-q")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    err = result.stderr.strip().splitlines()[-1]
+    assert err.startswith(f"error: {data}: downloading the dataset from {url} failed: BadZipFile: Bad CRC-32")
+    assert "'bad8'" in err and "'bad8.zip'" in err  # extraction had started; its folder and the archive are gone
+    assert sorted(p.name for p in ultra_home.datasets_dir.iterdir()) == ["mine"]
+
+
+def test_offline_dataset_download_fails_fast(ultra_home: UltraHome) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/gone.zip"
+    data = _dataset_yaml(ultra_home.cwd, "gone", url)
+    start = time.perf_counter()
+    result = cli(ultra_home, "compute-weights", "--data", str(data), "-q")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert time.perf_counter() - start < 10
+    assert f"cannot be downloaded from {url}: cannot reach" in result.stderr
+    assert str(ultra_home.datasets_dir) in result.stderr and not ultra_home.datasets_dir.exists()
+
+
+def test_download_script_in_a_user_yaml_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recipe never makes yolocustom run code: a user YAML's Python ``download:`` is refused, not executed."""
+    from yolocustom.resolve import ensure_dataset
+
+    marker = tmp_path / "ran"
+    data = tmp_path / "evil.yaml"
+    data.write_text(
+        yaml.safe_dump(
+            {
+                "path": "nowhere",
+                "train": "images/train",
+                "val": "images/val",
+                "names": ["a"],
+                "download": f"open({str(marker)!r}, 'w').write('x')",
+            }  # fmt: skip
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="runs download scripts only from the dataset YAMLs bundled"):
+        ensure_dataset(str(data))
+    assert not marker.exists()
+
+
+def test_path_dot_beside_the_yaml_gets_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``path: .`` means the working directory to Ultralytics; when the data sits beside the YAML, say so."""
+    folder = tmp_path / "ds"
+    for split in ("train", "val"):
+        (folder / "images" / split).mkdir(parents=True)
+    (folder / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [a]\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    spec = resolve_dataset(folder / "data.yaml")
+    with pytest.raises(DataError) as e:
+        split_image_paths(spec, "train")
+    message = str(e.value)
+    assert str(elsewhere / "images" / "train") in message
+    assert f"did you mean the folder beside the YAML, '{folder}'?" in message and f"set 'path: {folder}'" in message
+
+    monkeypatch.chdir(folder)  # from the dataset's own folder, path: . is right: no hint, no error
+    assert resolve_dataset(folder / "data.yaml").path_hint() == ""
+
+
+# -- resume edges ------------------------------------------------------------------------------------------------------
+
+
+def _epoch(path: Path) -> tuple[int, bool]:
+    from ultralytics.utils.patches import torch_load
+
+    ckpt = torch_load(path, map_location="cpu")
+    return int(ckpt["epoch"]), ckpt.get("optimizer") is not None
+
+
+def test_resume_of_a_finished_run_says_so(finished_run: Path, ultra_home: UltraHome) -> None:
+    result = cli(ultra_home, "train", "--resume", str(finished_run / "last.pt"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr and result.stderr == ""
+    assert result.stdout == (
+        f"Nothing to resume: the run of {finished_run / 'last.pt'} is complete (all 1 epochs trained); "
+        f"best.pt: {finished_run / 'best.pt'}\n"
+    )
+
+
+class _Killed(Exception):  # noqa: N818 - stands for the process being killed
+    pass
+
+
+def test_resume_of_a_run_killed_before_its_final_validation(
+    tmp_path: Path, coco8_yaml: Path, ultra_home: UltraHome
+) -> None:
+    def kill_after_last_epoch(trainer: Any) -> None:  # on_fit_epoch_end runs after last.pt is saved
+        if trainer.epoch == trainer.epochs - 1:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run_recipe(write_recipe(tmp_path, coco8_yaml, epochs=1), {"on_fit_epoch_end": kill_after_last_epoch})
+    weights = tmp_path / "runs" / "run" / "weights"
+    assert _epoch(weights / "last.pt") == (0, True)  # every epoch trained, not yet stripped: final_eval never ran
+
+    result = cli(ultra_home, "train", "--resume", str(weights / "last.pt"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "running the closing validation of best.pt that the run missed" in result.stdout
+    assert "Final metrics (best.pt): precision(B)=" in result.stdout and "mAP50-95(B)=" in result.stdout
+    assert _epoch(weights / "last.pt") == (-1, False) and _epoch(weights / "best.pt") == (-1, False)
+    assert "Epoch" not in result.stdout  # validated, not trained again
+
+    again = cli(ultra_home, "train", "--resume", str(weights / "last.pt"))
+    assert again.returncode == 0 and again.stdout.startswith("Nothing to resume:")
