@@ -121,7 +121,7 @@ def test_github_escaping() -> None:
 
 
 def test_check_data_says_a_train_will_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline and fast: a dataset that is missing but has ``download:`` is a note, not a failure; nothing is fetched."""
+    """Offline and fast: a missing dataset with ``download:`` is a note, not a failure; nothing is fetched."""
 
     def no_network(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("validate-config opened a network connection")
