@@ -405,3 +405,24 @@ def test_resume_of_a_run_killed_before_its_final_validation(
 
     again = cli(ultra_home, "train", "--resume", str(weights / "last.pt"))
     assert again.returncode == 0 and again.stdout.startswith("Nothing to resume:")
+
+
+def test_unknown_checkpoint_name_is_refused_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing .pt that is no official asset name has nothing to download: refused at once, no connection."""
+    from yolocustom.errors import UserError
+    from yolocustom.resolve import resolve_model
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("resolve_model opened a network connection")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="not an official Ultralytics asset name") as e:
+        resolve_model("mine.pt")
+    assert str(tmp_path / "mine.pt") in str(e.value)
+    with pytest.raises(UserError, match="only the bare name 'model: yolo26n.pt' downloads"):
+        resolve_model(str(tmp_path / "yolo26n.pt"))
+    with pytest.raises(UserError, match="expected a model YAML"):
+        resolve_model("yolo26n.onnx")
+    assert resolve_model("yolo26n.yaml") == "yolo26n.yaml"  # built by Ultralytics offline: nothing to resolve

@@ -176,12 +176,18 @@ def resolve_model(model: str) -> str:
     for candidate in (local, in_weights):
         if candidate.is_file():
             return str(candidate)
-    places = [local.absolute(), in_weights]
-    if Path(name).name != name or name not in GITHUB_ASSETS_NAMES:
+    places = list(dict.fromkeys([local.absolute(), in_weights]))  # one place for an absolute path
+    base = Path(name).name
+    if base != name or name not in GITHUB_ASSETS_NAMES:
+        why = (
+            f"only the bare name 'model: {base}' downloads the official asset"
+            if base in GITHUB_ASSETS_NAMES
+            else "it is not an official Ultralytics asset name either (such as yolo26n.pt or yolo11s.pt), so there "
+            "is nothing to download"
+        )
         raise UserError(
-            f"model: checkpoint {model!r} not found: looked for {_places(places)}. It is not an official Ultralytics "
-            f"asset name either (such as yolo26n.pt or yolo11s.pt), so there is nothing to download: give the path "
-            f"of a local .pt, an http(s) URL, or a model YAML such as yolo26n.yaml to train from scratch"
+            f"model: checkpoint {model!r} not found: looked for {_places(places)}; {why}. Give the path of a local "
+            ".pt, an http(s) URL, or a model YAML such as yolo26n.yaml to train from scratch"
         )
     release = _asset_release()
     url = f"https://github.com/ultralytics/assets/releases/download/{release}/{name}"
