@@ -148,14 +148,14 @@ class DatasetSpec:
     def missing_error(self, split: str, missing: Path) -> DataError:
         """The error for a split whose folder or list file is absent: where it was looked for, and how to fix it."""
         fetch = (
-            f"Its 'download: {self.raw['download']}' is run by 'yolocustom train' and 'compute-weights'"
+            f"'yolocustom train' and 'compute-weights' fetch train/val from its 'download: {self.raw['download']}'; or"
             if self.raw.get("download")
-            else "The YAML has no 'download:' to fetch it from"
+            else "The YAML has no 'download:' to fetch it from:"
         )
         return DataError(
             f"{self.source}: images for split {split!r} not found, missing path '{missing}' "
             f"(dataset root '{self.root}'; a relative 'path:' is looked up in the working directory, then in "
-            f"Ultralytics' datasets_dir '{self.datasets_dir}'). {fetch}: put the data there or fix 'path:'"
+            f"Ultralytics' datasets_dir '{self.datasets_dir}'). {fetch} put the data there or fix 'path:'"
             f"{self.path_hint()}"
         )
 

@@ -361,7 +361,7 @@ def ensure_dataset(data: str) -> DatasetSpec:
         )
         raise DataError(
             f"{spec.source}: after downloading {url} into '{target}', {problem}. Removed what the attempt left: "
-            f"{_names(removed)}"
+            f"{_names(removed)}{spec.path_hint()}"
         )
     return spec
 

@@ -15,7 +15,13 @@ from typing import Any
 
 from yolocustom.errors import UserError
 from yolocustom.recipe import Recipe, load_recipe, validate_recipe
-from yolocustom.resolve import check_model_reference, ensure_dataset, resolve_model, ultralytics_output_to_stderr
+from yolocustom.resolve import (  # noqa: F401 - MODEL_SUFFIXES re-exported for callers of the old home
+    MODEL_SUFFIXES,
+    check_model_reference,
+    ensure_dataset,
+    resolve_model,
+    ultralytics_output_to_stderr,
+)
 
 # OSError numbers that mean "the disk or the folder is the problem" rather than a bug: reported without a traceback
 DISK_ERRNOS = frozenset(

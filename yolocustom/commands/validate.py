@@ -52,7 +52,9 @@ class FileReport:
         return not self.errors
 
 
-def check_file(recipe_path: Path, overrides: list[str], check_data: bool = False, strict: bool = False) -> FileReport:
+def check_recipe_file(
+    recipe_path: Path, overrides: list[str], check_data: bool = False, strict: bool = False
+) -> FileReport:
     """Validate one recipe; with ``check_data``, also its dataset (offline) and class names in ``class_weights``.
 
     Args:
@@ -192,7 +194,7 @@ def register(app: typer.Typer) -> None:
         """
         failed = 0
         for path in recipes:
-            report = check_file(path, overrides, check_data, strict)
+            report = check_recipe_file(path, overrides, check_data, strict)
             failed += not report.ok
             sys.stdout.write(render(report, fmt))
         if failed:
