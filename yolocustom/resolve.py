@@ -21,7 +21,6 @@ import os
 import shutil
 import socket
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +99,8 @@ def probe(url: str) -> str | None:
     ``PROBE_TIMEOUT_S``, instead of Ultralytics' 30 s connect timeout and 5/10/20 s retries. Behind a proxy the
     host is not reachable directly, so the download itself decides.
     """
+    import urllib.request  # here, not at the top: validate-config imports this module and never probes
+
     parts = urlparse(url)
     host = parts.hostname or ""
     scheme = parts.scheme.lower()
