@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,12 +146,15 @@ def latest_checkpoint(search_dir: Path | None = None) -> Path:
     return Path(found)
 
 
-def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
+def train(
+    recipe: Recipe, resume_from: Path | None = None, callbacks: dict[str, Callable[[Any], None]] | None = None
+) -> TrainOutcome:
     """Train with the recipe's features on its device (DDP through Ultralytics' launcher for several GPUs).
 
     Args:
         recipe (Recipe): The validated recipe.
         resume_from (Path, optional): A ``last.pt`` to resume; the trainer is rebuilt from ``recipe``.
+        callbacks (dict, optional): Ultralytics callbacks (event -> function) added to the model, e.g. by ``tune``.
 
     Raises:
         KeyboardInterrupt: Re-raised after the caller has been given the trainer (see ``train_command``).
@@ -164,6 +168,7 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
         check_output_folder(Path(resume_from).resolve().parent.parent, "--resume")
         model = YOLO(str(resume_from))
         _ACTIVE["model"] = model
+        _add_callbacks(model, callbacks)
         model.train(resume=str(resume_from), trainer=trainer_cls)
     else:
         check_model_reference(recipe.model)
@@ -172,10 +177,16 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
         check_output_folder(folder)
         model = YOLO(recipe.model)
         _ACTIVE["model"] = model
+        _add_callbacks(model, callbacks)
         model.train(trainer=trainer_cls, **train_overrides(recipe))
     trainer = model.trainer
     metrics = getattr(trainer, "metrics", None) or {}
     return TrainOutcome(Path(trainer.save_dir), Path(trainer.best), Path(trainer.last), dict(metrics))
+
+
+def _add_callbacks(model: Any, callbacks: dict[str, Callable[[Any], None]] | None) -> None:
+    for event, fn in (callbacks or {}).items():
+        model.add_callback(event, fn)
 
 
 _ACTIVE: dict[str, Any] = {}  # the YOLO model of the run in progress, so an interrupt can name its last.pt
