@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from yolocustom.commands._common import fail, user_errors_exit_1
+
+if TYPE_CHECKING:
+    from yolocustom.tune.runner import Sweep
+    from yolocustom.tune.space import Space
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +58,7 @@ def register(app: typer.Typer) -> None:
             print(f"Resuming sweep {sweep.folder} ({sweep.metric}, {sweep.mode}) through Ray Tune's restore")
         else:
             if recipe_file is None or space_file is None:
-                raise fail("give a recipe and a space file, e.g. 'yolocustom tune configs/demo.yaml --space space.yaml'")
+                raise fail("give a recipe and a space file: yolocustom tune configs/demo.yaml --space space.yaml")
             if scheduler not in ("asha", "fifo"):
                 raise fail(f"--scheduler: expected 'asha' or 'fifo', found {scheduler!r}")
             if mode not in (None, "max", "min"):
@@ -72,10 +77,14 @@ def register(app: typer.Typer) -> None:
                 f"{sweep.name} --project {sweep.path.parent}\n"
             )
             raise typer.Exit(130)
+        if not any(row[f"best {sweep.metric}"] is not None for row in rows):
+            raise fail(f"every trial failed; see the error column of {sweep.path / runner.TRIALS_CSV}")
         print(f"\nSweep folder: {sweep.folder}\n{runner.TRIALS_CSV}, {runner.BEST_RECIPE}, {runner.PLOT}")
 
 
-def _prepare(recipe_file, space_file, trials, metric, mode, name, project):  # type: ignore[no-untyped-def]
+def _prepare(
+    recipe_file: Path, space_file: Path, trials: int, metric: str, mode: str | None, name: str | None, project: Path
+) -> tuple[Sweep, Space]:
     """Load and validate the recipe, the space and every sampled combination; pick the sweep folder."""
     from yolocustom.errors import UserError
     from yolocustom.recipe import load_recipe
@@ -115,7 +124,7 @@ def _prepare(recipe_file, space_file, trials, metric, mode, name, project):  # t
     return sweep, space
 
 
-def _check_device(sweep) -> None:  # type: ignore[no-untyped-def]
+def _check_device(sweep: Sweep) -> None:
     """A recipe on GPUs needs GPUs reserved per trial (Ray hides the others from the trial's process)."""
     from yolocustom.errors import UserError
 
@@ -128,7 +137,7 @@ def _check_device(sweep) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def _print_table(sweep, rows) -> None:  # type: ignore[no-untyped-def]
+def _print_table(sweep: Sweep, rows: list[dict[str, Any]]) -> None:
     """The ranked trials as a rich table."""
     from rich.console import Console
     from rich.table import Table

@@ -5,7 +5,7 @@ factory's trainer, ``YOLO(...).train(trainer=...)``) into ``<sweep>/trials/<tria
 Ray Tune from an ``on_fit_epoch_end`` callback, with ``last.pt`` as the trial's checkpoint. So ASHA can stop a poor
 trial after any epoch, and a restored sweep resumes an interrupted trial from its last epoch instead of rerunning it.
 
-Imports Ray (and, inside trials, torch/Ultralytics) only in functions: ``yolocustom.commands.tune`` checks for Ray first.
+Imports Ray (and, in trials, torch/Ultralytics) only in functions: ``yolocustom.commands.tune`` checks for Ray first.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ METRIC_NAMES = (
 )
 METRIC_PATTERN = re.compile(r"(train|val)/\w+_loss|lr/pg\d+")
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
+ULTRALYTICS_RAYTUNE = "ultralytics.utils.callbacks.raytune"
 
 
 @dataclass
@@ -111,7 +113,7 @@ def check_metric(metric: str, mode: str | None) -> str:
     return mode or ("min" if metric.endswith("_loss") else "max")
 
 
-# -- inside a trial (a Ray worker process) ----------------------------------------------------------------------------
+# -- inside a trial (a Ray worker process) --------------------------------------------------------------------------
 
 
 def run_trial(config: dict[str, Any], sweep: dict[str, Any]) -> None:
@@ -150,7 +152,7 @@ def _own_ray_reports(trainer: Any) -> None:
     """Drop Ultralytics' own Ray Tune callback: it would report a second time per epoch (without the recipe's fitness
     or a checkpoint) and make Ray count two iterations per epoch. Runs right after Ultralytics added it."""
     for event, fns in trainer.callbacks.items():
-        trainer.callbacks[event] = [f for f in fns if getattr(f, "__module__", "") != "ultralytics.utils.callbacks.raytune"]
+        trainer.callbacks[event] = [f for f in fns if getattr(f, "__module__", "") != ULTRALYTICS_RAYTUNE]
 
 
 def report_epoch(trainer: Any) -> None:
@@ -180,7 +182,7 @@ def report_epoch(trainer: Any) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-# -- the driver ---------------------------------------------------------------------------------------------------------
+# -- the driver -------------------------------------------------------------------------------------------------------
 
 
 def _ray_trial_dirname(trial: Any) -> str:
@@ -188,7 +190,7 @@ def _ray_trial_dirname(trial: Any) -> str:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None):  # type: ignore[no-untyped-def]
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
     """Use Ray: a running session as it is, a cluster at ``address``, or a local instance shut down afterwards."""
     import ray
 
@@ -279,7 +281,7 @@ def tune_sweep(sweep: Sweep, space_data: Any, resume: bool, address: str | None)
                 ),
             )
         tuner.fit()
-    return collect(sweep)
+        return collect(sweep)  # inside the session: Ray reads errored trials' records through it
 
 
 def collect(sweep: Sweep) -> list[dict[str, Any]]:
@@ -318,7 +320,7 @@ def collect(sweep: Sweep) -> list[dict[str, Any]]:
         )
     key = f"best {sweep.metric}"
     sign = -1 if sweep.mode == "max" else 1
-    rows.sort(key=lambda r: (r[key] is None, sign * (r[key] if r[key] is not None else 0), r["trial"]))
+    rows.sort(key=lambda r: (r[key] is None, sign * (r[key] or 0.0), r["trial"]))
     _write_csv(sweep.path / TRIALS_CSV, rows)
     _plot(sweep, curves, sweep.path / PLOT)
     best_row = next((r for r in rows if r[key] is not None), None)

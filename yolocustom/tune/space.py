@@ -1,4 +1,4 @@
-"""The search-space file of ``yolocustom tune``: dotted recipe paths mapped to Ray Tune domains, validated like a recipe.
+"""The search-space file of ``yolocustom tune``: dotted recipe paths mapped to Ray Tune domains, checked like a recipe.
 
 A space file reads::
 
@@ -369,7 +369,7 @@ def _value_problem(param: Param, value: Any, base: dict[str, Any]) -> str | None
             candidate: Any = value
         else:
             candidate = copy.deepcopy(block) if isinstance(block, dict) else {}
-            set_override(candidate, ".".join(keys[2:]), value)
+            set_override(candidate, ".".join(map(str, keys[2:])), value)
         try:
             block_model.model_validate(candidate)
         except ValidationError as e:
