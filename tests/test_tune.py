@@ -103,7 +103,19 @@ def grid_sweep(ray_address: str, tiny_data: Path, tmp_path_factory: pytest.TempP
     folder = tmp_path_factory.mktemp("grid")
     recipe = recipe_file(folder, tiny_data, {"f1_logging": {"per_class": False}})
     space = space_file(folder, "train.lr0: {grid: [0.01, 0.02, 0.04]}\n")
-    result = tune(recipe, "--space", space, "--metric", "val/box_loss", "--project", folder / "tune", "--name", "g")
+    result = tune(
+        recipe,
+        "--space",
+        space,
+        "--metric",
+        "val/box_loss",
+        "--scheduler",
+        "fifo",
+        "--project",
+        folder / "tune",
+        "--name",
+        "g",
+    )
     return {"result": result, "sweep": folder / "tune" / "g", "recipe": recipe}
 
 
@@ -218,10 +230,10 @@ def test_interrupt_then_resume_runs_no_trial_twice(ray_address: str, tiny_data: 
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            # interrupt once one trial has finished and the next has reported an epoch (so it has a checkpoint)
-            done = [p for p in sweep.glob("trials/*/results.csv") if len(read_rows(p)) == 2]
-            reported = [p for p in sweep.glob("ray-*/progress.csv") if len(read_rows(p)) == 1]
-            if done and reported:
+            # interrupt once one trial has finished and the next has reported an epoch (so it has a checkpoint);
+            # trials run one at a time (2 CPUs each), so the next one started only after the first had ended
+            reported = sorted(len(read_rows(p)) for p in sweep.glob("ray-*/progress.csv"))
+            if reported == [1, 2]:
                 break
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)

@@ -157,9 +157,11 @@ def _own_ray_reports(trainer: Any) -> None:
 
 def report_epoch(trainer: Any) -> None:
     """``on_fit_epoch_end``: report the epoch's losses, metrics, LRs and the recipe's fitness to Ray Tune, with
-    ``last.pt`` (already saved this epoch) as the checkpoint."""
+    ``last.pt`` (already saved this epoch) as the checkpoint. Each report is one Ray iteration, i.e. one epoch."""
     from ray import tune
 
+    if trainer.epoch >= trainer.epochs:  # final_eval's extra call (best.pt's metrics at epoch N+1): not an epoch
+        return
     values = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **trainer.metrics, **trainer.lr}
     metrics: dict[str, Any] = {k: float(v) for k, v in values.items()}
     metrics["fitness"] = float(trainer.fitness) if trainer.fitness is not None else math.nan
@@ -306,7 +308,7 @@ def collect(sweep: Sweep) -> list[dict[str, Any]]:
         curves[trial.trial_id] = (epochs, values)
         finite = [v for v in values if not math.isnan(v)]
         best = (max if sweep.mode == "max" else min)(finite) if finite else None
-        status = _status(trial.status, len(values), sweep.epochs, (trial.last_result or {}).get("done"))
+        status = _status(trial.status, len(values), sweep.epochs)
         rows.append(
             {
                 "trial": trial.trial_id,
@@ -329,14 +331,13 @@ def collect(sweep: Sweep) -> list[dict[str, Any]]:
     return rows
 
 
-def _status(ray_status: str, epochs: int, planned: int, done: Any) -> str:
+def _status(ray_status: str, epochs: int, planned: int) -> str:
+    """completed, stopped early (by the scheduler, or by Ultralytics' own ``patience``), error or unfinished."""
     if ray_status == "ERROR":
         return "error"
     if ray_status in UNFINISHED:
         return "unfinished"
-    if epochs < planned and not done:
-        return "stopped early"
-    return "completed" if epochs >= planned else "ended early"  # "ended early": Ultralytics' own patience
+    return "completed" if epochs >= planned else "stopped early"
 
 
 def _error_text(trial: Any) -> str:
