@@ -384,6 +384,24 @@ def _value_problem(param: Param, value: Any, base: dict[str, Any]) -> str | None
     return None
 
 
+def _ignored_by_auto_optimizer(space: Space, base: dict[str, Any]) -> list[str]:
+    """Ultralytics' ``optimizer: auto`` picks its own lr0 and momentum, so sweeping them would compare equal runs."""
+    swept = {p.path: p for p in space.params}
+    optimizer = swept.get("train.optimizer")
+    if optimizer is not None:
+        values = [v for v, _ in optimizer.edge_values()]
+    else:
+        values = [(base.get("train") or {}).get("optimizer", load_ultralytics_cfg().defaults.get("optimizer"))]
+    if "auto" not in values:
+        return []
+    return [
+        f"{_where(swept[path].position)}{path}: swept, but train.optimizer 'auto' picks its own learning rate and "
+        f"momentum and ignores '{path.split('.')[1]}'; set train.optimizer in the recipe (e.g. SGD or AdamW)"
+        for path in ("train.lr0", "train.momentum")
+        if path in swept
+    ]
+
+
 def _block_model(name: str) -> type[BaseModel]:
     annotation = Features.model_fields[name].annotation
     return next(c for c in typing.get_args(annotation) if isinstance(c, type) and issubclass(c, BaseModel))
@@ -431,7 +449,7 @@ def check_space(space: Space, base: dict[str, Any], samples: int, seed: int = 0)
     Raises:
         RecipeError: Against the space file, with the position of the offending value or of the swept key.
     """
-    problems = []
+    problems = _ignored_by_auto_optimizer(space, base)
     for param in space.params:
         for value, pos in param.edge_values():
             if (message := _value_problem(param, value, base)) is not None:
