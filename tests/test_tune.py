@@ -306,6 +306,11 @@ BAD_SPACES = [
         id="forbidden-random-draw",
     ),
     pytest.param(
+        "train.optimizer: {choice: [SGD, auto]}\ntrain.lr0: {loguniform: [1.0e-4, 1.0e-2]}\n",
+        ["2:1", "train.lr0", "'auto' picks its own learning rate", "set train.optimizer in the recipe"],
+        id="lr0-ignored-by-auto-optimizer",
+    ),
+    pytest.param(
         "train.lr0: {choice: [0.1, 0.2}\n",
         ["1:", "YAML syntax error"],
         id="malformed-yaml",

@@ -68,14 +68,16 @@ def register(app: typer.Typer) -> None:
             sweep.cpus_per_trial, sweep.gpus_per_trial = cpus_per_trial, gpus_per_trial
             _check_device(sweep)
             space_data = space.ray_space()
-        rows = runner.tune_sweep(sweep, space_data, resume, address)
+        hint = f"yolocustom tune --resume --name {sweep.name} --project {sweep.path.parent}"
+        try:
+            rows = runner.tune_sweep(sweep, space_data, resume, address)
+        except KeyboardInterrupt:  # a second Ctrl-C: Ray Tune skips its last state save, which may lose an epoch
+            sys.stderr.write(f"\nInterrupted. Resume with:\n  {hint}\n")
+            raise typer.Exit(130) from None
         _print_table(sweep, rows)
         left = runner.unfinished(rows)
-        if left:
-            sys.stderr.write(
-                f"\nInterrupted: {left} trial(s) unfinished. Resume with:\n  yolocustom tune --resume --name "
-                f"{sweep.name} --project {sweep.path.parent}\n"
-            )
+        if left:  # the first Ctrl-C: Ray Tune stopped the trials and saved the sweep's state
+            sys.stderr.write(f"\nInterrupted: {left} trial(s) unfinished. Resume with:\n  {hint}\n")
             raise typer.Exit(130)
         if not any(row[f"best {sweep.metric}"] is not None for row in rows):
             raise fail(f"every trial failed; see the error column of {sweep.path / runner.TRIALS_CSV}")

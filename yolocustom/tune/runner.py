@@ -250,6 +250,8 @@ def tune_sweep(sweep: Sweep, space_data: Any, resume: bool, address: str | None)
             {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial},
         )
         if resume:
+            if not tune.Tuner.can_restore(str(sweep.path)):
+                raise UserError(f"--resume: {sweep.path} holds no Ray Tune state to restore (stopped before it ran)")
             tuner = tune.Tuner.restore(str(sweep.path), trainable=trainable, resume_unfinished=True)
         else:
             sweep.save()
