@@ -352,3 +352,33 @@ def test_without_ray_tune_names_the_extra(tmp_path: Path, tiny_data: Path) -> No
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "pip install 'yolocustom[tune]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_valid_feature_space_passes_every_check(tiny_data: Path, tmp_path: Path) -> None:
+    """The README's space over features: every value, grid point and seeded draw validates as a complete recipe."""
+    pytest.importorskip("ray")
+    from yolocustom.recipe import load_recipe, validate_recipe
+    from yolocustom.tune.space import apply_config, check_space, combinations, load_space
+
+    recipe = load_recipe(recipe_file(tmp_path, tiny_data, {"freeze": {"epochs": 1}}, epochs=8))
+    space = load_space(
+        space_file(
+            tmp_path,
+            "features.class_weights.auto: {choice: [inverse, sqrt_inverse, effective_number]}\n"
+            "features.freeze.epochs: {randint: [1, 6]}\n"
+            "features.layer_lr.backbone_ratio: {loguniform: [0.01, 1.0]}\n"
+            "train.lr0: {loguniform: [1.0e-4, 1.0e-2]}\n"
+            "train.imgsz: {grid: [32, 64]}\n",
+        )
+    )
+    assert space.trial_count(3) == 6  # each sample runs both grid points
+    assert check_space(space, recipe.resolved_dict(), samples=16) >= 2 * 16
+    draws = combinations(space, samples=16, seed=0)
+    assert draws == combinations(space, samples=16, seed=0)  # seeded
+    assert {d["features.freeze.epochs"] for d in draws} == {1, 2, 3, 4, 5}  # randint excludes its upper bound
+    ran = validate_recipe(apply_config(recipe.resolved_dict(), draws[0]))
+    assert (
+        ran.features.class_weights is not None
+        and ran.features.class_weights.auto == draws[0]["features.class_weights.auto"]
+    )
+    assert set(space.ray_space()) == {p.path for p in space.params}

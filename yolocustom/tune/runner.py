@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
 import os
 import re
@@ -25,7 +24,7 @@ from typing import Any
 from yolocustom.errors import UserError
 from yolocustom.tune.space import apply_config
 
-SWEEP_FILE = "sweep.json"  # what --resume needs: base recipe, space, settings
+SWEEP_FILE = "sweep.yaml"  # what --resume needs: base recipe, space, settings (YAML keeps int class-id keys)
 TRIALS_DIR = "trials"  # the trials' run folders (recipe.yaml, weights/, results.csv)
 TRIALS_CSV = "trials.csv"
 BEST_RECIPE = "best.yaml"
@@ -45,7 +44,7 @@ ULTRALYTICS_RAYTUNE = "ultralytics.utils.callbacks.raytune"
 
 @dataclass
 class Sweep:
-    """Everything a sweep needs, stored as ``sweep.json`` so ``--resume`` rebuilds it without the original files.
+    """Everything a sweep needs, stored as ``sweep.yaml`` so ``--resume`` rebuilds it without the original files.
 
     Attributes:
         name (str): Sweep name (folder under ``project``).
@@ -88,17 +87,21 @@ class Sweep:
         return Path(self.folder)
 
     def save(self) -> None:
-        """Write ``sweep.json`` into the sweep folder."""
+        """Write ``sweep.yaml`` into the sweep folder."""
+        import yaml
+
         self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        (self.path / SWEEP_FILE).write_text(yaml.safe_dump(asdict(self), sort_keys=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> Sweep:
-        """Read the ``sweep.json`` of an earlier sweep (for ``--resume``)."""
+        """Read the ``sweep.yaml`` of an earlier sweep (for ``--resume``)."""
+        import yaml
+
         file = folder / SWEEP_FILE
         if not file.is_file():
             raise UserError(f"--resume: {folder} holds no {SWEEP_FILE}; is it a yolocustom tune folder?")
-        return cls(**json.loads(file.read_text(encoding="utf-8")))
+        return cls(**yaml.safe_load(file.read_text(encoding="utf-8")))
 
 
 def check_metric(metric: str, mode: str | None) -> str:
