@@ -142,6 +142,8 @@ def run_trial(config: dict[str, Any], sweep: dict[str, Any]) -> None:
     resume_from = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # a restored sweep: continue from the last epoch Ray recorded, in the same folder
+        if checkpoint.get_metadata().get("epoch", 0) >= recipe.train_epochs():
+            return  # stopped after its last report, before Ray recorded the end: nothing left to train
         checkpoint.to_directory(str(run_dir / "weights"))
         resume_from = run_dir / "weights" / "last.pt"
     training.train(
@@ -182,7 +184,9 @@ def report_epoch(trainer: Any) -> None:
             os.link(last, staging / last.name)  # same file system: no copy; Ray copies it into the sweep folder
         except OSError:
             shutil.copy2(last, staging / last.name)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(staging)))
+        checkpoint = tune.Checkpoint.from_directory(str(staging))
+        checkpoint.set_metadata({"epoch": metrics["epoch"]})
+        tune.report(metrics, checkpoint=checkpoint)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
