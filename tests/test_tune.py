@@ -95,6 +95,28 @@ def epochs_in(run_folder: Path) -> list[int]:
     return [int(float(r["epoch"])) for r in read_rows(run_folder / "results.csv")]
 
 
+# -- a crashing trial ----------------------------------------------------------------------------------------------
+
+
+def test_a_crashing_trial_is_recorded_and_the_others_finish(tiny_data: Path, tmp_path: Path) -> None:
+    """Runs first, before the module's Ray instance exists: the command starts its own local Ray and stops it."""
+    ray = pytest.importorskip("ray")
+    was_running = ray.is_initialized()
+    recipe = recipe_file(tmp_path, tiny_data, epochs=1)
+    space = space_file(tmp_path, "model: {grid: [yolo26n.yaml, no-such-model.yaml]}\n")
+    result = tune(recipe, "--space", space, "--project", tmp_path / "tune", "--name", "crash")
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in read_rows(tmp_path / "tune" / "crash" / "trials.csv")}
+    assert rows["no-such-model.yaml"]["status"] == "error"
+    assert "no-such-model" in rows["no-such-model.yaml"]["error"]
+    good = rows["yolo26n.yaml"]
+    assert good["status"] == "completed" and good["best fitness"] != ""  # the default metric: the recipe's fitness
+    assert (Path(good["run_folder"]) / "weights" / "best.pt").is_file()
+    assert yaml.safe_load((tmp_path / "tune" / "crash" / "best.yaml").read_text())["model"] == "yolo26n.yaml"
+    if not was_running:  # the sweep ran, so the command started a local Ray, and shut it down after
+        assert not ray.is_initialized()
+
+
 # -- a 3-trial grid ------------------------------------------------------------------------------------------------
 
 
@@ -197,23 +219,6 @@ def test_asha_stops_poor_trials_early(ray_address: str, tiny_data: Path, tmp_pat
     for row in stopped:
         assert int(row["epochs"]) < 3
         assert epochs_in(Path(row["run_folder"])) == list(range(1, int(row["epochs"]) + 1))  # the run really stopped
-
-
-# -- a crashing trial ----------------------------------------------------------------------------------------------
-
-
-def test_a_crashing_trial_is_recorded_and_the_others_finish(ray_address: str, tiny_data: Path, tmp_path: Path) -> None:
-    recipe = recipe_file(tmp_path, tiny_data, epochs=1)
-    space = space_file(tmp_path, "model: {grid: [yolo26n.yaml, no-such-model.yaml]}\n")
-    result = tune(recipe, "--space", space, "--project", tmp_path / "tune", "--name", "crash")
-    assert result.exit_code == 0, result.output
-    rows = {r["model"]: r for r in read_rows(tmp_path / "tune" / "crash" / "trials.csv")}
-    assert rows["no-such-model.yaml"]["status"] == "error"
-    assert "no-such-model" in rows["no-such-model.yaml"]["error"]
-    good = rows["yolo26n.yaml"]
-    assert good["status"] == "completed" and good["best fitness"] != ""  # the default metric: the recipe's fitness
-    assert (Path(good["run_folder"]) / "weights" / "best.pt").is_file()
-    assert yaml.safe_load((tmp_path / "tune" / "crash" / "best.yaml").read_text())["model"] == "yolo26n.yaml"
 
 
 # -- interrupt and resume ------------------------------------------------------------------------------------------
