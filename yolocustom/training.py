@@ -185,8 +185,20 @@ def train(
 
 
 def _add_callbacks(model: Any, callbacks: dict[str, Callable[[Any], None]] | None) -> None:
+    model.add_callback("on_pretrain_routine_start", drop_ultralytics_raytune)
     for event, fn in (callbacks or {}).items():
         model.add_callback(event, fn)
+
+
+def drop_ultralytics_raytune(trainer: Any) -> None:
+    """``on_pretrain_routine_start`` (runs right after Ultralytics adds its integrations): remove Ultralytics' Ray Tune
+    callback, which is on whenever ray is installed. Outside a Tune session it only warns each run; inside one it
+    would report each epoch a second time, without the recipe's fitness or a checkpoint (``yolocustom tune`` reports
+    itself, see ``yolocustom/tune/runner.py``)."""
+    for event, fns in trainer.callbacks.items():
+        trainer.callbacks[event] = [
+            f for f in fns if getattr(f, "__module__", "") != "ultralytics.utils.callbacks.raytune"
+        ]
 
 
 _ACTIVE: dict[str, Any] = {}  # the YOLO model of the run in progress, so an interrupt can name its last.pt

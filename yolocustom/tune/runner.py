@@ -39,7 +39,6 @@ METRIC_NAMES = (
 )
 METRIC_PATTERN = re.compile(r"(train|val)/\w+_loss|lr/pg\d+")
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
-ULTRALYTICS_RAYTUNE = "ultralytics.utils.callbacks.raytune"
 
 
 @dataclass
@@ -149,15 +148,8 @@ def run_trial(config: dict[str, Any], sweep: dict[str, Any]) -> None:
     training.train(
         recipe,
         resume_from,
-        callbacks={"on_pretrain_routine_start": _own_ray_reports, "on_fit_epoch_end": report_epoch},
+        callbacks={"on_fit_epoch_end": report_epoch},  # training.train drops Ultralytics' own Ray Tune reports
     )
-
-
-def _own_ray_reports(trainer: Any) -> None:
-    """Drop Ultralytics' own Ray Tune callback: it would report a second time per epoch (without the recipe's fitness
-    or a checkpoint) and make Ray count two iterations per epoch. Runs right after Ultralytics added it."""
-    for event, fns in trainer.callbacks.items():
-        trainer.callbacks[event] = [f for f in fns if getattr(f, "__module__", "") != ULTRALYTICS_RAYTUNE]
 
 
 def report_epoch(trainer: Any) -> None:
