@@ -32,6 +32,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    DOCS,
     OUT_DIR,
     PYTHON,
     YOLOCUSTOM,
@@ -45,6 +46,7 @@ from _common import (  # noqa: E402
 
 SPACE = "train.lr0: {grid: [0.003, 0.01, 0.03, 0.06]}\ntrain.momentum: {grid: [0.8, 0.937]}\n"
 METRIC = "val/cls_loss"
+PLOT_DOC = "tune_asha.png"  # the ASHA sweep's metric_per_epoch.png, shown in BENCHMARKS.md
 RAY_PROBE = """
 import json, time
 t0 = time.perf_counter()
@@ -170,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         "same_best_config": bool(fifo["best_config"]) and fifo["best_config"] == asha["best_config"],
     }
     write_json(args.out, result)
+    plot = work / "tune" / "asha" / "metric_per_epoch.png"
+    if not args.quick and plot.is_file():
+        shutil.copy2(plot, DOCS / PLOT_DOC)
     print(json.dumps({k: result[k] for k in ("plain", "one_trial", "same_best_config")}, indent=2))
     for arm in ("fifo", "asha"):
         a = result[arm]
@@ -215,6 +220,8 @@ def render(data: dict[str, Any] | None, path: Path) -> tuple[list[str], list[lis
         "",
         f"ASHA spent {asha['epochs_spent']} epochs against FIFO's {fifo['epochs_spent']} ({saved:.0%} fewer) and "
         + ("found **the same** best configuration." if same else "found **a different** best configuration."),
+        "",
+        f"![ASHA sweep: {d['metric_name']} per epoch, every trial (the sweep's own metric_per_epoch.png)]({PLOT_DOC})",
         "",
     ]
     r, nan = data.get("ray_startup") or {}, float("nan")

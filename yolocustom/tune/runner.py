@@ -325,7 +325,10 @@ def collect(sweep: Sweep) -> list[dict[str, Any]]:
     sign = -1 if sweep.mode == "max" else 1
     rows.sort(key=lambda r: (r[key] is None, sign * (r[key] or 0.0), r["trial"]))
     _write_csv(sweep.path / TRIALS_CSV, rows)
-    _plot(sweep, curves, sweep.path / PLOT)
+    labels = {
+        r["trial"]: f"{r['trial']} " + ", ".join(f"{p.split('.')[-1]}={r[p]!r}" for p in sweep.params) for r in rows
+    }
+    _plot(sweep, {labels[t]: c for t, c in sorted(curves.items())}, sweep.path / PLOT)
     best_row = next((r for r in rows if r[key] is not None), None)
     if best_row is not None:
         write_best_recipe(sweep, best_row)
@@ -362,16 +365,19 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _plot(sweep: Sweep, curves: dict[str, tuple[list[int], list[float]]], path: Path) -> None:
-    """The metric per epoch for every trial, one line each."""
+    """The metric per epoch for every trial, one line each (log scale when the values span decades)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for trial_id, (epochs, values) in curves.items():
+    for label, (epochs, values) in curves.items():
         if values:
-            ax.plot(epochs, values, marker="o", label=trial_id)
+            ax.plot(epochs, values, marker="o", label=label)
+    finite = [v for _, values in curves.values() for v in values if not math.isnan(v)]
+    if finite and min(finite) > 0 and max(finite) / min(finite) > 20:
+        ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel=sweep.metric, title=f"{sweep.name}: {sweep.metric} per epoch ({sweep.mode})")
     if curves:
         ax.legend(fontsize="small")
