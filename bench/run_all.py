@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DOCS, OUT_DIR, PYTHON, REPO, bench_env, machine_info, shell_join, write_json  # noqa: E402
+from bench_tune import render as render_tune  # noqa: E402
 
 BENCH = REPO / "bench"
 DOC = DOCS / "BENCHMARKS.md"
@@ -37,6 +38,7 @@ EXTERNAL = {  # scripts owned by other contributors: name -> (script, fallback a
 OWN = {
     "training_overhead": "bench_training_overhead.py",
     "freeze_speed": "bench_freeze_speed.py",
+    "tune_sweep": "bench_tune.py",
 }
 DRILLS_JSON = "drills{sfx}.json"
 DRILLS_XML = "drills_junit{sfx}.xml"
@@ -564,6 +566,8 @@ def render_doc(out_dir: Path = OUT_DIR, doc: Path = DOC, quick: bool = False) ->
         lines, rows = render(data[name], paths[name])
         sections.append(lines)
         summary += rows
+    tune_lines, rows = render_tune(data["tune_sweep"], paths["tune_sweep"])
+    summary += rows
     missing = session.get("missing_scripts", [])
     head = [
         "# Benchmarks, quality study and failure drills",
@@ -596,6 +600,7 @@ def render_doc(out_dir: Path = OUT_DIR, doc: Path = DOC, quick: bool = False) ->
     ]
     body = [line for section in sections for line in section]
     body += ["## 5. GPU", "", "Not measured: no GPU was lent for this task. See the note at the top.", ""]
+    body += tune_lines
     body += render_quality(data["quality"], paths["quality"])
     body += QUALITY_NOTES
     drills_cmd = (session.get("drills") or {}).get("command", "YOLO_OFFLINE=1 .venv/bin/python -m pytest tests/drills")

@@ -438,12 +438,12 @@ runner = CliRunner()
 for args in (["--help"], ["validate-config", *sys.argv[1:]], ["validate-config", "--check-data", sys.argv[-1]]):
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and result.exception is None, (args, result.output, result.exception)
-print(",".join(m for m in ("torch", "ultralytics", "cv2", "numpy", "polars", "matplotlib") if m in sys.modules))
+print(",".join(m for m in ("torch", "ultralytics", "cv2", "numpy", "polars", "matplotlib", "ray") if m in sys.modules))
 """
 
 
 def test_cli_does_not_import_heavy_packages(tmp_path: Path) -> None:
-    """`--help`, `validate-config` and `validate-config --check-data` run without torch/ultralytics/numpy."""
+    """`--help`, `validate-config` and `validate-config --check-data` run without torch/ultralytics/numpy/ray."""
     try:
         import yolocustom.cli  # noqa: F401
     except Exception as e:

@@ -435,6 +435,9 @@ def _set_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+set_override = _set_override  # public name: `yolocustom tune` sets swept values exactly as `--set` does
+
+
 def _looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.startswith(".")
 

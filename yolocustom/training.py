@@ -9,6 +9,7 @@ import errno
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,12 +143,15 @@ def latest_checkpoint(search_dir: Path | None = None) -> Path:
     return Path(found)
 
 
-def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
+def train(
+    recipe: Recipe, resume_from: Path | None = None, callbacks: dict[str, Callable[[Any], None]] | None = None
+) -> TrainOutcome:
     """Train with the recipe's features on its device (DDP through Ultralytics' launcher for several GPUs).
 
     Args:
         recipe (Recipe): The validated recipe.
         resume_from (Path, optional): A ``last.pt`` to resume; the trainer is rebuilt from ``recipe``.
+        callbacks (dict, optional): Ultralytics callbacks (event -> function) added to the model, e.g. by ``tune``.
 
     Raises:
         KeyboardInterrupt: Re-raised after the caller has been given the trainer (see ``train_command``).
@@ -163,6 +167,7 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
             return final_validation(trainer_cls, resume_from)
         model = YOLO(str(resume_from))
         _ACTIVE["model"] = model
+        _add_callbacks(model, callbacks)
         model.train(resume=str(resume_from), trainer=trainer_cls)
     else:
         check_model_reference(recipe.model)
@@ -171,10 +176,28 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
         check_output_folder(folder)
         model = YOLO(resolve_model(recipe.model))
         _ACTIVE["model"] = model
+        _add_callbacks(model, callbacks)
         model.train(trainer=trainer_cls, **train_overrides(recipe))
     trainer = model.trainer
     metrics = getattr(trainer, "metrics", None) or {}
     return TrainOutcome(Path(trainer.save_dir), Path(trainer.best), Path(trainer.last), dict(metrics))
+
+
+def _add_callbacks(model: Any, callbacks: dict[str, Callable[[Any], None]] | None) -> None:
+    model.add_callback("on_pretrain_routine_start", drop_ultralytics_raytune)
+    for event, fn in (callbacks or {}).items():
+        model.add_callback(event, fn)
+
+
+def drop_ultralytics_raytune(trainer: Any) -> None:
+    """``on_pretrain_routine_start`` (runs right after Ultralytics adds its integrations): remove Ultralytics' Ray Tune
+    callback, which is on whenever ray is installed. Outside a Tune session it only warns each run; inside one it
+    would report each epoch a second time, without the recipe's fitness or a checkpoint (``yolocustom tune`` reports
+    itself, see ``yolocustom/tune/runner.py``)."""
+    for event, fns in trainer.callbacks.items():
+        trainer.callbacks[event] = [
+            f for f in fns if getattr(f, "__module__", "") != "ultralytics.utils.callbacks.raytune"
+        ]
 
 
 _ACTIVE: dict[str, Any] = {}  # the YOLO model of the run in progress, so an interrupt can name its last.pt
