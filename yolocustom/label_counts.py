@@ -1,7 +1,9 @@
 """Count instances per class over YOLO label files, exactly as Ultralytics' ``YOLODataset`` would load them.
 
 Only the label text files are read; images are never decoded. The per-file rules are those of Ultralytics 8.4's
-``ultralytics.data.utils.verify_image_label`` for a box task (``detect``):
+``ultralytics.data.utils.verify_image_label``. They are the same for detect, segment and obb (``use_keypoints`` is
+False; a polygon row becomes its box, a 9-value obb row is a 4-point polygon); for pose (``task="pose"``) every row
+must hold ``5 + nkpt * ndim`` values and there is no polygon handling. For a box task:
 
 * an image without a label file, or with an empty one, is a *background* (kept, no instances);
 * rows are whitespace-split lines of the UTF-8 file (a byte-order mark, CRLF endings and blank lines are fine);
@@ -20,6 +22,11 @@ authoritative and also supplies the rejection reason in Ultralytics' words.
 When a valid Ultralytics label cache (``labels/<split>.cache``) exists for the same files, its labels are used instead
 (same version and hash checks as ``YOLODataset.get_labels``). Cache files are NumPy pickles, loaded exactly as
 Ultralytics loads them, so the same trust applies.
+
+Segment and obb datasets must give a polygon for every instance: Ultralytics refuses the whole dataset otherwise
+(``YOLODataset.verify_labels``), so the scan also records which kept files hold plain box rows
+(:attr:`LabelCounts.box_files`); :func:`check_task_labels` turns that, a pose dataset without ``kpt_shape`` and keypoint
+rows of the wrong width into one clear error before any model is built.
 
 Known divergence from Ultralytics when scanning (not when a valid cache is used): images are not opened, so an image
 that exists but is corrupt (a zero-byte file included), not an image, or smaller than 10 pixels is counted here while
@@ -46,6 +53,8 @@ from yolocustom.datasets import img2label_paths, ultralytics_root
 if TYPE_CHECKING:
     import numpy as np
 
+    from yolocustom.datasets import DatasetSpec
+
 CHUNK_SIZE = 2000
 """Label files per unit of work (one NumPy conversion, one progress step)."""
 SCAN_SECONDS_PER_FILE = 12e-6
@@ -53,6 +62,8 @@ SCAN_SECONDS_PER_FILE = 12e-6
 POOL_STARTUP_SECONDS = 0.5
 """Rough cost of starting a worker pool from a fresh process; automatic parallelism must save more than this."""
 _READ_SIZE = 1 << 16
+BOX_FILES_KEPT = 5
+"""Box-format label files named in :class:`LabelCounts` (the count is exact; names are for messages)."""
 
 
 @dataclass
@@ -69,6 +80,9 @@ class LabelCounts:
         duplicates (int): Duplicate rows dropped.
         source (str): ``"scan"`` or ``"cache"`` (a valid Ultralytics ``.cache`` file was used).
         cache_file (str | None): The Ultralytics cache file that was used, if any.
+        box_files (list[str]): Up to :data:`BOX_FILES_KEPT` kept label files whose instances are plain boxes (no
+            polygon), which a segment or obb dataset may not have.
+        box_file_count (int): How many such files there are.
     """
 
     counts: list[int]
@@ -80,6 +94,8 @@ class LabelCounts:
     duplicates: int = 0
     source: str = "scan"
     cache_file: str | None = None
+    box_files: list[str] = field(default_factory=list)
+    box_file_count: int = 0
 
 
 @dataclass
@@ -92,6 +108,14 @@ class _Partial:
     label_files: int = 0
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    box_files: list[str] = field(default_factory=list)
+    box_file_count: int = 0
+
+    def add_box_file(self, lb_file: str) -> None:
+        """Record a kept file of plain box rows (keeping only the first few names)."""
+        self.box_file_count += 1
+        if len(self.box_files) < BOX_FILES_KEPT:
+            self.box_files.append(lb_file)
 
 
 def count_labels(
@@ -102,6 +126,7 @@ def count_labels(
     *,
     kpt_shape: Sequence[int] | None = None,
     use_cache: bool = True,
+    task: str = "detect",
 ) -> LabelCounts:
     """Count instances per class over the label files of ``image_files``.
 
@@ -119,6 +144,8 @@ def count_labels(
         kpt_shape (Sequence[int] | None): The dataset's ``kpt_shape``; pose rows are trimmed to their box as
             Ultralytics does for a box task. Also part of the cache hash.
         use_cache (bool): Use Ultralytics' ``labels/*.cache`` when it is valid for these files.
+        task (str): ``detect``, ``segment``, ``obb`` (the same per-file rules) or ``pose`` (keypoint rows of
+            ``kpt_shape``'s width; its cache is separate, as in Ultralytics).
 
     Returns:
         (LabelCounts): Counts, image and background totals, and the rejected label files with reasons.
@@ -128,13 +155,18 @@ def count_labels(
     """
     if nc < 1:
         raise ValueError(f"nc must be >= 1, got {nc}")
+    keypoint = task == "pose"
+    if keypoint and (kpt_shape is None or len(kpt_shape) < 2):
+        raise ValueError("task 'pose' needs the dataset's kpt_shape")
     im_files = [os.fspath(p) for p in image_files]
     lb_files = img2label_paths(im_files)
     kpt = (int(kpt_shape[0]), int(kpt_shape[1])) if kpt_shape is not None and len(kpt_shape) >= 2 else (0, 0)
     if not im_files:
         return LabelCounts(counts=[0] * nc)
     if use_cache:
-        cached = _counts_from_cache(im_files, lb_files, nc, list(kpt_shape) if kpt_shape is not None else None)
+        cached = _counts_from_cache(
+            im_files, lb_files, nc, list(kpt_shape) if kpt_shape is not None else None, keypoint
+        )
         if cached is not None:
             return cached
 
@@ -147,7 +179,7 @@ def count_labels(
     n_workers = _pick_workers(workers, len(lb_files), len(chunks))
     with _progress_reporter(progress, len(lb_files)) as report:
         done = 0
-        for part, size in _run_chunks(lb_files, chunks, nc, kpt, n_workers):
+        for part, size in _run_chunks(lb_files, chunks, nc, kpt, n_workers, keypoint):
             _merge(total, part)
             done += size
             report(done, len(lb_files))
@@ -160,43 +192,58 @@ def count_labels(
         rejected=total.rejected,
         label_files=total.label_files,
         duplicates=total.duplicates,
+        box_files=total.box_files,
+        box_file_count=total.box_file_count,
     )
 
 
-def verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None = None) -> tuple[list[int] | None, str]:
+def verify_label_file(
+    lb_file: str, nc: int, kpt_shape: Sequence[int] | None = None, keypoint: bool = False
+) -> tuple[list[int] | None, str]:
     """Check one label file with Ultralytics' exact rules (a port of ``verify_image_label``'s label part).
 
     Args:
         lb_file (str): Label file path.
         nc (int): Number of classes.
         kpt_shape (Sequence[int] | None): The dataset's ``kpt_shape``, if any.
+        keypoint (bool): Read it for the pose task (rows of ``5 + nkpt * ndim`` values).
 
     Returns:
         (tuple[list[int] | None, str]): The class id of each kept instance (empty for a background) and a note (the
             duplicate-rows message, or ``"missing"`` when there is no label file); or ``None`` and the reason
             Ultralytics gives when it rejects the file as corrupt.
     """
+    classes, note, _ = verify_label(lb_file, nc, kpt_shape, keypoint)
+    return classes, note
+
+
+def verify_label(
+    lb_file: str, nc: int, kpt_shape: Sequence[int] | None = None, keypoint: bool = False
+) -> tuple[list[int] | None, str, bool]:
+    """:func:`verify_label_file`, also saying whether the kept instances carry polygons (segment format)."""
     import contextvars
 
     # Ultralytics runs this check in ThreadPool workers, whose fresh context holds NumPy's default print options
     # (Ultralytics changes them for the main thread). Messages show arrays, so run in a fresh context too.
-    return contextvars.Context().run(_verify_label_file, lb_file, nc, kpt_shape)
+    return contextvars.Context().run(_verify_label_file, lb_file, nc, kpt_shape, keypoint)
 
 
-def _verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None) -> tuple[list[int] | None, str]:
-    """Implement :func:`verify_label_file`."""
+def _verify_label_file(
+    lb_file: str, nc: int, kpt_shape: Sequence[int] | None, keypoint: bool
+) -> tuple[list[int] | None, str, bool]:
+    """Implement :func:`verify_label`."""
     import numpy as np
 
     nkpt, ndim = (int(kpt_shape[0]), int(kpt_shape[1])) if kpt_shape is not None and len(kpt_shape) >= 2 else (0, 0)
+    segments: list[Any] = []
     try:
         if not os.path.isfile(lb_file):
-            return [], "missing"
+            return [], "missing", False
         with open(lb_file, encoding="utf-8-sig") as f, np.errstate(over="ignore"):  # '1e40' -> inf, then rejected
             lb: Any = [x.split() for x in f.read().strip().splitlines() if x.strip()]
-            if nkpt:  # pose labels for a box task: keep the box, drop the keypoints
+            if nkpt and not keypoint:  # pose labels for a box task: keep the box, drop the keypoints
                 lb = [x[:5] if len(x) == 5 + nkpt * ndim else x for x in lb]
-            segments: list[Any] = []
-            if any(len(x) > 6 for x in lb):  # segment format
+            if any(len(x) > 6 for x in lb) and not keypoint:  # segment format
                 assert not any(len(x) == 5 for x in lb), "labels mix segment and detection rows"
                 classes = np.array([x[0] for x in lb], dtype=np.float32)
                 segments = [np.array(x[1:], dtype=np.float32).reshape(-1, 2) for x in lb]
@@ -204,8 +251,12 @@ def _verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None) -
             lb = np.array(lb, dtype=np.float32)
         note = ""
         if nl := len(lb):
-            assert lb.shape[1] == 5, f"labels require 5 columns, {lb.shape[1]} columns detected"
-            points = lb[:, 1:]
+            if keypoint:
+                assert lb.shape[1] == (5 + nkpt * ndim), f"labels require {(5 + nkpt * ndim)} columns each"
+                points = lb[:, 5:].reshape(-1, ndim)[:, :2]
+            else:
+                assert lb.shape[1] == 5, f"labels require 5 columns, {lb.shape[1]} columns detected"
+                points = lb[:, 1:]
             assert points.max() <= 1.01, f"non-normalized or out of bounds coordinates {points[points > 1.01]}"
             lb_min = lb.min()
             assert lb_min >= 0 or (lb_min >= -0.01 and lb[:, 3:5].min() >= 0), f"negative label values {lb[lb < 0]}"
@@ -223,9 +274,9 @@ def _verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None) -
             if len(i) < nl:
                 lb = lb[i]
                 note = f"{nl - len(i)} duplicate labels removed"
-        return [int(c) for c in lb[:, 0]] if len(lb) else [], note
+        return ([int(c) for c in lb[:, 0]] if len(lb) else []), note, bool(segments)
     except Exception as e:  # Ultralytics rejects the image on any error here, and so do we
-        return None, str(e)
+        return None, str(e), False
 
 
 def _segments2boxes(segments: list[np.ndarray]) -> np.ndarray:
@@ -285,13 +336,14 @@ def _image_error(im_file: str) -> str:
     return f"cannot identify image file '{im_file}'"
 
 
-def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
+def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int], keypoint: bool = False) -> _Partial:
     """Scan one chunk of label files (their images already checked); see the module docstring for the rules.
 
     Args:
         lb_files (list[str]): Label paths.
         nc (int): Number of classes.
         kpt (tuple[int, int]): ``(nkpt, ndim)``, ``(0, 0)`` without keypoints.
+        keypoint (bool): Pose task: every file goes to the exact checker (rows of ``5 + nkpt * ndim`` values).
 
     Returns:
         (_Partial): This chunk's totals.
@@ -327,7 +379,9 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
             continue
         finally:
             os_close(fd)
-        if data.isascii() and not nkpt:
+        if keypoint:
+            slow.append(i)
+        elif data.isascii() and not nkpt:
             plain_idx.append(i)
             plain.append(data)
         else:
@@ -360,16 +414,23 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
             fast, nrows = ok_idx, ok_rows
             arr = np.concatenate(parts) if parts else np.zeros((0, 5), np.float32)
         if fast:
+            n_slow = len(slow)
             _count_fast(arr, np.asarray(fast), np.asarray(nrows), nc, out, slow)
+            failed = set(slow[n_slow:])
+            for i in fast:  # every row of a fast file is a box row
+                if i not in failed:
+                    out.add_box_file(lb_files[i])
 
     for i in slow:
-        classes, note = verify_label_file(lb_files[i], nc, kpt if nkpt else None)
+        classes, note, polygons = verify_label(lb_files[i], nc, kpt if nkpt else None, keypoint)
         if classes is None:
             out.rejected.append((lb_files[i], note))
             continue
         out.images += 1
         if note != "missing":
             out.label_files += 1
+        if classes and not polygons:
+            out.add_box_file(lb_files[i])
         if not classes:
             out.backgrounds += 1
         for c in classes:
@@ -585,6 +646,8 @@ def _merge(total: _Partial, part: _Partial) -> None:
     total.label_files += part.label_files
     total.duplicates += part.duplicates
     total.rejected.extend(part.rejected)
+    total.box_file_count += part.box_file_count
+    total.box_files.extend(part.box_files[: BOX_FILES_KEPT - len(total.box_files)])
 
 
 def _pick_workers(workers: int | None, n_files: int, n_chunks: int) -> int:
@@ -629,6 +692,7 @@ def _run_chunks(
     nc: int,
     kpt: tuple[int, int],
     n_workers: int,
+    keypoint: bool = False,
 ) -> Iterator[tuple[_Partial, int]]:
     """Yield ``(partial result, files in chunk)`` for every chunk, in a process pool when ``n_workers > 1``.
 
@@ -651,7 +715,9 @@ def _run_chunks(
             ctx = mp.get_context("spawn")
         try:
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_scan_chunk, lb_files[a:b], nc, kpt): k for k, (a, b) in enumerate(chunks)}
+                futures = {
+                    pool.submit(_scan_chunk, lb_files[a:b], nc, kpt, keypoint): k for k, (a, b) in enumerate(chunks)
+                }
                 for fut in as_completed(futures):
                     k = futures[fut]
                     part = fut.result()
@@ -661,7 +727,7 @@ def _run_chunks(
             pass  # fall through: scan what is left here
     for k in list(pending):
         a, b = chunks[k]
-        yield _scan_chunk(lb_files[a:b], nc, kpt), b - a
+        yield _scan_chunk(lb_files[a:b], nc, kpt, keypoint), b - a
 
 
 class _progress_reporter:  # noqa: N801 - used like a function in a with-statement
@@ -719,14 +785,17 @@ def cache_path_for(label_files: Sequence[str]) -> Path:
     return Path(label_files[0]).parent.with_suffix(".cache")
 
 
-def cache_hash(im_files: Sequence[str], lb_files: Sequence[str], nc: int, kpt_shape: list[int] | None) -> str:
-    """Return the hash ``YOLODataset.get_cache_hash`` computes for a box task (``single_cls=False``).
+def cache_hash(
+    im_files: Sequence[str], lb_files: Sequence[str], nc: int, kpt_shape: list[int] | None, keypoint: bool = False
+) -> str:
+    """Return the hash ``YOLODataset.get_cache_hash`` computes (``single_cls=False``).
 
     Args:
         im_files (Sequence[str]): Image paths.
         lb_files (Sequence[str]): Label paths.
         nc (int): Number of classes.
         kpt_shape (list[int] | None): The dataset YAML's ``kpt_shape``.
+        keypoint (bool): ``use_keypoints`` (the pose task); detect, segment and obb share one cache.
 
     Returns:
         (str): Hex SHA-256 over paths, sizes and modification times, plus the scan settings.
@@ -734,7 +803,7 @@ def cache_hash(im_files: Sequence[str], lb_files: Sequence[str], nc: int, kpt_sh
     import hashlib
 
     h = hashlib.sha256()
-    for p in [*lb_files, *im_files, str((False, nc, kpt_shape, False))]:
+    for p in [*lb_files, *im_files, str((keypoint, nc, kpt_shape, False))]:
         h.update(os.fsencode(p))
         h.update(b"\0")
         try:
@@ -752,7 +821,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _counts_from_cache(
-    im_files: list[str], lb_files: list[str], nc: int, kpt_shape: list[int] | None
+    im_files: list[str], lb_files: list[str], nc: int, kpt_shape: list[int] | None, keypoint: bool = False
 ) -> LabelCounts | None:
     """Return counts from a valid Ultralytics label cache for exactly these files, or None."""
     path = cache_path_for(lb_files)
@@ -771,7 +840,7 @@ def _counts_from_cache(
             cache = np.load(str(path), allow_pickle=True).item()
         finally:
             gc.enable()
-        if cache["version"] != version or cache["hash"] != cache_hash(im_files, lb_files, nc, kpt_shape):
+        if cache["version"] != version or cache["hash"] != cache_hash(im_files, lb_files, nc, kpt_shape, keypoint):
             return None
         labels = cache["labels"]
         per_image = [np.asarray(lb["cls"]).reshape(-1) for lb in labels]
@@ -779,9 +848,11 @@ def _counts_from_cache(
         classes = np.concatenate(per_image).astype(np.int64) if per_image else np.zeros(0, np.int64)
         counts = np.bincount(classes, minlength=nc)[:nc]
         found = int(cache.get("results", (0,))[0])
+        box_files = [lb["im_file"] for lb in labels if len(lb["cls"]) and not len(lb.get("segments") or [])]
     except Exception:  # unreadable, stale or foreign: Ultralytics would rescan, so do we
         return None
     lb_of_im = dict(zip(im_files, lb_files, strict=True))
+    box_lb = [lb_of_im.get(im, im) for im in box_files]
     rejected = []
     for msg in cache.get("msgs", []):
         head, mark, reason = str(msg).partition(_CORRUPT_MARK)
@@ -796,6 +867,8 @@ def _counts_from_cache(
         label_files=found,
         source="cache",
         cache_file=str(path),
+        box_files=box_lb[:BOX_FILES_KEPT],
+        box_file_count=len(box_lb),
     )
 
 
@@ -805,3 +878,83 @@ def _label_from_message(head: str, lb_of_im: dict[str, str]) -> str:
         if head[k:] in lb_of_im:
             return lb_of_im[head[k:]]
     return head
+
+
+# ------------------------------------------------------------------------------------------------ task format checks
+
+
+def check_task_labels(spec: DatasetSpec, image_files: Sequence[str], task: str, **kwargs: Any) -> LabelCounts:
+    """Count a split for ``task`` and refuse, with one clear error naming a file, data that task cannot train on.
+
+    Ultralytics would only fail once the model is built and the data loaders start (or silently drop every file):
+
+    * pose: the dataset YAML has no valid ``kpt_shape`` (``YOLODataset`` raises); a label row whose width is not
+      ``5 + nkpt * ndim`` (Ultralytics drops the file as corrupt; here it is an error, since it means the labels are
+      not this dataset's keypoints);
+    * segment, obb: a label file of plain box rows (``verify_labels`` refuses the whole dataset: "requires equal
+      numbers of boxes and segments").
+
+    Args:
+        spec (DatasetSpec): The dataset.
+        image_files (Sequence[str]): The split's images.
+        task (str): A key of ``tasks.TASKS``.
+        **kwargs: Passed on to :func:`count_labels`.
+
+    Returns:
+        (LabelCounts): The split's counts, for the task.
+
+    Raises:
+        DataError: Naming the file (the label file, or the dataset YAML for ``kpt_shape``) and the expected format.
+    """
+    from yolocustom.errors import DataError
+    from yolocustom.tasks import TASKS
+
+    info = TASKS[task]
+    kpt = spec.kpt_shape
+    if info.keypoints and not _valid_kpt_shape(kpt):
+        raise DataError(
+            f"{spec.source}: a {task} model needs 'kpt_shape: [keypoints, dims]' (dims 2 for x,y or 3 for x,y,visible)"
+            f" in the dataset YAML, e.g. 'kpt_shape: [17, 3]', found {'none' if kpt is None else kpt}"
+        )
+    counts = count_labels(image_files, spec.nc, kpt_shape=kpt, task=task, **kwargs)
+    if info.segments and counts.box_file_count:
+        raise DataError(
+            f"{counts.box_files[0]}: a {task} model needs rows {info.label_format}, but this file holds box rows "
+            f"'class cx cy w h' ({counts.box_file_count} such label file(s) in {spec.source}); Ultralytics would stop "
+            f"with '{task} dataset requires equal numbers of boxes and segments'. Use a {task} dataset or a "
+            f"{'detect' if task == 'segment' else 'detect or segment'} model"
+        )
+    if info.keypoints:
+        assert kpt is not None
+        width = 5 + int(kpt[0]) * int(kpt[1])
+        for file, _ in counts.rejected:
+            bad = _first_bad_width(file, width)
+            if bad is not None:
+                line, found = bad
+                raise DataError(
+                    f"{file}:{line}: a pose model with kpt_shape {list(kpt)} ({spec.source}) needs rows of "
+                    f"5 + {kpt[0]}x{kpt[1]} = {width} values ('class cx cy w h' then the keypoints), found {found}"
+                )
+    return counts
+
+
+def _valid_kpt_shape(kpt: Any) -> bool:
+    """Ultralytics' own test (``YOLODataset.__init__``): ``[nkpt > 0, ndim in {2, 3}]``."""
+    try:
+        nkpt, ndim = kpt
+        return int(nkpt) > 0 and int(ndim) in {2, 3}
+    except (TypeError, ValueError):
+        return False
+
+
+def _first_bad_width(lb_file: str, width: int) -> tuple[int, int] | None:
+    """``(line number, values)`` of the first non-blank row of ``lb_file`` that does not hold ``width`` values."""
+    try:
+        with open(lb_file, encoding="utf-8-sig") as f:
+            for n, line in enumerate(f.read().splitlines(), 1):
+                values = len(line.split())
+                if values and values != width:
+                    return n, values
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None

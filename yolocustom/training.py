@@ -45,22 +45,23 @@ def check_model_reference(model: str) -> None:
         )
 
 
-def preflight(recipe: Recipe) -> None:
-    """Check the dataset before any compute: it resolves offline, both splits have images, labels are readable.
+def preflight(recipe: Recipe, task: str = "detect") -> None:
+    """Check the dataset before any compute: it resolves offline, both splits have images, labels are readable and
+    in the task's format (``label_counts.check_task_labels``).
 
     Corrupt label files are reported (Ultralytics would drop them with a warning during epoch setup); a train split
     with no usable label at all is an error.
     """
     from yolocustom.datasets import resolve_dataset, split_image_files
-    from yolocustom.label_counts import count_labels
+    from yolocustom.label_counts import check_task_labels
 
     spec = resolve_dataset(recipe.data)
     for split in ("train", "val"):
         images = split_image_files(spec, split)
         if not images:
             raise UserError(f"data: the '{split}' split of {recipe.data} has no images")
+        counts = check_task_labels(spec, images, task)
         if split == "train":
-            counts = count_labels(images, spec.nc)
             for file, reason in counts.rejected:
                 print(f"warning: label file excluded, as Ultralytics will: {file}: {reason}")
             if counts.instances == 0:
@@ -70,12 +71,12 @@ def preflight(recipe: Recipe) -> None:
                 )
 
 
-def run_folder(recipe: Recipe) -> Path:
+def run_folder(recipe: Recipe, task: str = "detect") -> Path:
     """The folder Ultralytics will train this recipe into (before ``name`` is incremented), resolved its way.
 
     A relative ``train.project`` is not relative to the working directory: Ultralytics 8.4 puts it under its
-    ``runs_dir`` setting and the task (``<runs_dir>/detect/<project>/<name>``), and an absent one means
-    ``<runs_dir>/detect/train``.
+    ``runs_dir`` setting and the task (``<runs_dir>/<task>/<project>/<name>``), and an absent one means
+    ``<runs_dir>/<task>/train``.
     """
     from types import SimpleNamespace
 
@@ -84,7 +85,7 @@ def run_folder(recipe: Recipe) -> Path:
     args = SimpleNamespace(
         project=recipe.train.get("project"),
         name=recipe.train.get("name"),
-        task="detect",
+        task=task,
         mode="train",
         exist_ok=True,  # no increment: the folder the run is named after, whether or not it exists yet
         save_dir=None,
@@ -159,16 +160,20 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
 
     from yolocustom.factory import build_trainer, train_overrides
 
-    trainer_cls = build_trainer(recipe)
+    from yolocustom.tasks import checkpoint_task, resolve_task
+
     if resume_from is not None:
+        trainer_cls = build_trainer(recipe, checkpoint_task(resume_from))
         check_output_folder(Path(resume_from).resolve().parent.parent, "--resume")
         model = YOLO(str(resume_from))
         _ACTIVE["model"] = model
         model.train(resume=str(resume_from), trainer=trainer_cls)
     else:
         check_model_reference(recipe.model)
-        preflight(recipe)
-        folder = run_folder(recipe)
+        task = resolve_task(recipe)
+        preflight(recipe, task)
+        trainer_cls = build_trainer(recipe, task)
+        folder = run_folder(recipe, task)
         check_output_folder(folder)
         model = YOLO(recipe.model)
         _ACTIVE["model"] = model
@@ -225,9 +230,12 @@ def dry_run(recipe: Recipe) -> str:
     from yolocustom.factory import build_trainer, train_overrides
     from yolocustom.plan import describe_plan
 
+    from yolocustom.tasks import resolve_task
+
     check_model_reference(recipe.model)
-    preflight(recipe)
-    trainer_cls = build_trainer(recipe)
+    task = resolve_task(recipe)
+    preflight(recipe, task)
+    trainer_cls = build_trainer(recipe, task)
     with tempfile.TemporaryDirectory(prefix="yolocustom-dry-run-") as tmp:
         overrides = train_overrides(recipe)
         device = overrides.get("device")
