@@ -883,7 +883,13 @@ def _label_from_message(head: str, lb_of_im: dict[str, str]) -> str:
 # ------------------------------------------------------------------------------------------------ task format checks
 
 
-def check_task_labels(spec: DatasetSpec, image_files: Sequence[str], task: str, **kwargs: Any) -> LabelCounts:
+def check_task_labels(
+    spec: DatasetSpec,
+    image_files: Sequence[str | os.PathLike[str]],
+    task: str,
+    strict_rows: bool = True,
+    **kwargs: Any,
+) -> LabelCounts:
     """Count a split for ``task`` and refuse, with one clear error naming a file, data that task cannot train on.
 
     Ultralytics would only fail once the model is built and the data loaders start (or silently drop every file):
@@ -896,8 +902,10 @@ def check_task_labels(spec: DatasetSpec, image_files: Sequence[str], task: str, 
 
     Args:
         spec (DatasetSpec): The dataset.
-        image_files (Sequence[str]): The split's images.
+        image_files (Sequence[str | os.PathLike]): The split's images.
         task (str): A key of ``tasks.TASKS``.
+        strict_rows (bool): Refuse pose rows of the wrong width (training); ``False`` counts them as Ultralytics does,
+            dropping their files (``compute-weights``).
         **kwargs: Passed on to :func:`count_labels`.
 
     Returns:
@@ -924,7 +932,7 @@ def check_task_labels(spec: DatasetSpec, image_files: Sequence[str], task: str, 
             f"with '{task} dataset requires equal numbers of boxes and segments'. Use a {task} dataset or a "
             f"{'detect' if task == 'segment' else 'detect or segment'} model"
         )
-    if info.keypoints:
+    if info.keypoints and strict_rows:
         assert kpt is not None
         width = 5 + int(kpt[0]) * int(kpt[1])
         for file, _ in counts.rejected:

@@ -7,10 +7,10 @@ dataset class reads.
 
 The task comes from the model, the way Ultralytics decides it (``ultralytics.nn.tasks.guess_model_task``): for a model
 YAML, from its head module (``Segment``, ``Pose26``, ``OBB``, ``Detect``...), found like ``yaml_model_load`` finds it
-(``yolo26n-seg.yaml`` is ``cfg/models/26/yolo26-seg.yaml`` at scale ``n``), or from the file name (``-seg``, ``-pose``,
-``-obb``, ``-cls``) when no YAML can be read. That needs no torch, so ``validate-config`` knows it. For a ``.pt`` on disk
-the checkpoint decides, at ``train``/``--dry-run`` time (:func:`checkpoint_task`). An optional top-level ``task:`` in the
-recipe must agree.
+(``yolo26n-seg.yaml`` is ``cfg/models/26/yolo26-seg.yaml`` at scale ``n``), or from the file name (``-seg``,
+``-pose``, ``-obb``, ``-cls``) when no YAML can be read. That needs no torch, so ``validate-config`` knows it. For a
+``.pt`` on disk the checkpoint decides, at ``train``/``--dry-run`` time (:func:`checkpoint_task`). An optional
+top-level ``task:`` in the recipe must agree.
 
 Only the standard library and PyYAML are imported here (``validate-config`` must not import torch).
 """
@@ -333,11 +333,12 @@ def fitness_problems(recipe: Recipe, task: str) -> list[tuple[tuple[str, ...], s
     fitness = recipe.features.fitness
     if fitness is None or not fitness.enabled:
         return []
+    named: dict[tuple[str, ...], str]
     if fitness.metric is not None:
         named = {("features", "fitness", "metric"): fitness.metric}
     else:
         named = {("features", "fitness", "weights", m): m for m in fitness.weights or {}}
-    out = []
+    out: list[tuple[tuple[str, ...], str]] = []
     for path, name in named.items():
         problem = family_problem(name, task)
         if problem is not None:

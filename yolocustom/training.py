@@ -159,7 +159,6 @@ def train(recipe: Recipe, resume_from: Path | None = None) -> TrainOutcome:
     from ultralytics import YOLO
 
     from yolocustom.factory import build_trainer, train_overrides
-
     from yolocustom.tasks import checkpoint_task, resolve_task
 
     if resume_from is not None:
@@ -229,7 +228,6 @@ def dry_run(recipe: Recipe) -> str:
     the plan, without running an epoch. Runs single-process on CPU when the recipe asks for several GPUs."""
     from yolocustom.factory import build_trainer, train_overrides
     from yolocustom.plan import describe_plan
-
     from yolocustom.tasks import resolve_task
 
     check_model_reference(recipe.model)
