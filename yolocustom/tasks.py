@@ -141,7 +141,7 @@ _METRIC_RE = re.compile(r"^(?P<base>[^()]+?)(?:\((?P<suffix>[A-Z])\))?$")
 def fitness_metric_names() -> list[str]:
     """Every fitness metric name a recipe may use: ``default``, each base metric bare (boxes) and with each suffix."""
     names = [*BASE_METRICS]
-    names += [f"{m}({f})" for m in BASE_METRICS for f in FAMILIES]
+    names += [f"{m}({f})" for f in FAMILIES for m in BASE_METRICS]
     return [*names, "default"]
 
 
