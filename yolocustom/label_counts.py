@@ -926,11 +926,12 @@ def check_task_labels(
         )
     counts = count_labels(image_files, spec.nc, kpt_shape=kpt, task=task, **kwargs)
     if info.segments and counts.box_file_count:
+        article = "an" if task[0] in "aeiou" else "a"
         raise DataError(
-            f"{counts.box_files[0]}: {'an' if task[0] in 'aeiou' else 'a'} {task} model needs rows {info.label_format}, but this file holds box rows "
-            f"'class cx cy w h' ({counts.box_file_count} such label file(s) in {spec.source}); Ultralytics would stop "
-            f"with '{task} dataset requires equal numbers of boxes and segments'. Use a {task} dataset or a "
-            f"{'detect' if task == 'segment' else 'detect or segment'} model"
+            f"{counts.box_files[0]}: {article} {task} model needs rows {info.label_format}, but this file holds "
+            f"box rows 'class cx cy w h' ({counts.box_file_count} such label file(s) in {spec.source}); Ultralytics "
+            f"would stop with '{task} dataset requires equal numbers of boxes and segments'. Use {article} {task} "
+            "dataset, or a detect model"
         )
     if info.keypoints and strict_rows:
         assert kpt is not None
