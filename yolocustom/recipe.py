@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -20,7 +20,6 @@ from yolocustom.tasks import check_task_name, task_problems
 from yolocustom.ultralytics_cfg import check_train_value, load_ultralytics_cfg
 from yolocustom.yaml_source import PathKey, Position, YamlSourceError, parse_document, parse_scalar, read_text
 
-FITNESS_METRICS = ("precision", "recall", "mAP50", "mAP50-95", "f1", "default")
 # A bare name means boxes (B); a suffix picks the family: (M) masks for segment, (P) keypoints for pose (see tasks.py)
 FitnessMetric = Literal[
     "precision", "recall", "mAP50", "mAP50-95", "f1",
@@ -29,6 +28,7 @@ FitnessMetric = Literal[
     "precision(P)", "recall(P)", "mAP50(P)", "mAP50-95(P)", "f1(P)",
     "default",
 ]  # fmt: skip
+FITNESS_METRICS: tuple[str, ...] = get_args(FitnessMetric)
 TaskName = Literal["detect", "segment", "pose", "obb"]
 WeightScheme = Literal["inverse", "sqrt_inverse", "effective_number"]
 LayerSpec = Literal["backbone"] | Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=0)]]
