@@ -390,3 +390,27 @@ def test_fitness_reads_the_family_metrics(metrics_cls: str, attr: str, suffix: s
     assert compute_fitness(FitnessFeature(metric=f"f1({suffix})"), f1_off, 0.0, metrics) == pytest.approx(
         results[f"metrics/F1({suffix})"]
     )
+
+
+@pytest.mark.parametrize(("name", "task"), [("coco8-seg", "segment"), ("coco8-pose", "pose"), ("dota8", "obb")])
+def test_compute_weights_task_option(tmp_path: Path, name: str, task: str) -> None:
+    import json
+
+    root = tmp_path / name
+    shutil.copytree(SHARED_DATASETS / name, root, ignore=shutil.ignore_patterns("*.cache"))
+    yaml_file = _retarget(tmp_path, name, root)
+    args = ["compute-weights", "--data", str(yaml_file), "--task", task, "--format", "json", "--no-cache", "-q"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    spec = resolve_dataset(yaml_file)
+    data = {"names": spec.names, "channels": 3, **({"kpt_shape": spec.kpt_shape} if spec.kpt_shape else {})}
+    assert out["task"] == task and (out["counts"], out["images"]) == _ultralytics_counts(
+        str(root / "images" / "train"), data, task
+    )
+    if task == "pose":  # the same set without kpt_shape: one clear error, exit 1
+        raw = yaml.safe_load(yaml_file.read_text())
+        raw.pop("kpt_shape")
+        yaml_file.write_text(yaml.safe_dump(raw))
+        result = CliRunner().invoke(cli.app, args)
+        assert result.exit_code == 1 and "needs 'kpt_shape" in result.output and "Traceback" not in result.output
