@@ -178,3 +178,35 @@ def test_run_folder_and_dry_run_name_the_task(tmp_path: Path) -> None:
     text = dry_run(load_recipe(path))
     assert "-> RecipeRecordMixin -> SegmentationTrainer (task: segment)" in text
     assert "mAP50(M)" in text
+
+
+def test_segment_from_pt_and_resume(tmp_path: Path) -> None:
+    """A ``.pt`` model's task comes from its checkpoint (no -seg in the name); a stopped run resumes on its trainer."""
+    import shutil
+
+    from yolocustom import training
+    from yolocustom.recipe import load_recipe
+
+    data = shared_dataset_yaml("coco8-seg", tmp_path / "data")
+    features = {"f1_logging": {"per_class": False}, "fitness": {"metric": "f1(M)"}, "freeze": {"epochs": 1}}
+
+    def stop_after_first_epoch(trainer: Any) -> None:
+        if trainer.epoch == 0:
+            raise KeyboardInterrupt  # like a kill right after epoch 1's checkpoint
+
+    first = write_recipe(tmp_path / "a", data, features, epochs=2, model="yolo26n-seg.yaml")
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(first, {"on_fit_epoch_end": stop_after_first_epoch})
+    last = tmp_path / "a" / "runs" / "run" / "weights" / "last.pt"
+    outcome = training.train(training.recipe_from_checkpoint(last), resume_from=last)
+    rows = read_csv(outcome.save_dir / "results.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and "metrics/F1(M)" in rows[0]
+
+    weights = tmp_path / "pretrained.pt"
+    shutil.copy(outcome.last, weights)
+    second = write_recipe(tmp_path / "b", data, features, epochs=2, model=str(weights))
+    outcome = training.train(load_recipe(second))
+    header = list(read_csv(outcome.save_dir / "results.csv")[0])
+    assert "metrics/F1(M)" in header and "metrics/mAP50-95(M)" in header
+    ckpt = torch_load(outcome.last, map_location="cpu")
+    assert ckpt["train_args"]["task"] == "segment"
