@@ -414,3 +414,76 @@ def test_compute_weights_task_option(tmp_path: Path, name: str, task: str) -> No
         yaml_file.write_text(yaml.safe_dump(raw))
         result = CliRunner().invoke(cli.app, args)
         assert result.exit_code == 1 and "needs 'kpt_shape" in result.output and "Traceback" not in result.output
+
+
+def _random_rows(rng: np.random.Generator, task: str) -> list[str]:
+    """Label rows drawn from a menu of valid rows and edge cases, for the vectorised-vs-Ultralytics comparison."""
+
+    def poly(n: int, lo: float = 0.05, hi: float = 0.95) -> list[float]:
+        return list(rng.uniform(lo, hi, 2 * n).round(4))
+
+    def fmt(values: list[Any]) -> str:
+        return " ".join(str(v) for v in values)
+
+    rows: list[str] = []
+    for _ in range(int(rng.integers(1, 5))):
+        c = int(rng.integers(0, 3))
+        kind = int(rng.integers(0, 12))
+        if task == "segment":
+            p = poly(int(rng.integers(3, 7)))
+            if kind == 1:
+                p[0] = -0.005  # within Ultralytics' 1 % tolerance
+            elif kind == 2:
+                p[1] = 1.02  # out of bounds
+            elif kind == 3:
+                rows.append(fmt([c, *p]))  # an exact duplicate
+            elif kind == 4:
+                q = [p[2], p[3], p[0], p[1], *p[4:]]  # same points in another order: same box, distinct polygon
+                rows.append(fmt([c, *q]))
+            elif kind == 5:
+                p = p[:-1]  # odd number of coordinates
+            elif kind == 6:
+                c = 3  # class >= nc
+            elif kind == 7:
+                p[2] = "nan" if rng.random() < 0.5 else "1e40"
+            elif kind == 8:
+                c = 1.0 if rng.random() < 0.5 else 1.5
+            elif kind == 9:
+                p[0] = -0.0
+            rows.append(fmt([c, *p]))
+        else:
+            box = [0.5, 0.5, 0.2, 0.2]
+            kpts = [v for _ in range(3) for v in (*rng.uniform(0.05, 0.95, 2).round(4), int(rng.integers(0, 3)))]
+            if kind == 1:
+                kpts[0] = 1.02  # keypoint out of bounds
+            elif kind == 2:
+                box[0] = 1.5  # box coordinates are not checked for pose, keypoints are
+            elif kind == 3:
+                kpts[1] = -0.005
+            elif kind == 4:
+                rows.append(fmt([c, *box, *kpts]))  # duplicate
+            elif kind == 5:
+                kpts = kpts[:-1]  # wrong width
+            elif kind == 6:
+                c = 3
+            elif kind == 7:
+                box[2] = -0.02
+            rows.append(fmt([c, *box, *kpts]))
+    return rows
+
+
+@pytest.mark.parametrize("task", ["segment", "pose"])
+def test_vectorised_rows_match_ultralytics_on_random_edge_cases(tmp_path: Path, task: str) -> None:
+    rng = np.random.default_rng(0)
+    labels: dict[str, bytes | None] = {
+        f"im{i:04d}": ("\n".join(_random_rows(rng, task)) + "\n").encode() for i in range(240)
+    }
+    names = {0: "a", 1: "b", 2: "c"}
+    yaml_file = _dataset(tmp_path, labels, names=names)
+    data = {"names": names, "channels": 3, **({"kpt_shape": [3, 3]} if task == "pose" else {})}
+    yaml_file.write_text(yaml.safe_dump({**yaml.safe_load(yaml_file.read_text()), **data}))
+    spec = resolve_dataset(yaml_file)
+    ours = count_labels(split_image_paths(spec, "train"), 3, kpt_shape=spec.kpt_shape, task=task, use_cache=False)
+    ref = _ultralytics_counts(str(tmp_path / "images" / "train"), data, task)
+    assert ref == (ours.counts, ours.images)
+    assert ours.duplicates > 0 and 20 < len(ours.rejected) < 200  # the menu did exercise both outcomes

@@ -356,6 +356,7 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int], keypoint: bo
     plain_idx: list[int] = []  # ASCII files, tokenised together with NumPy
     plain: list[bytes] = []
     other: list[tuple[int, bytes]] = []  # everything else (BOM, other UTF-8, keypoints): tokenised file by file
+    rows_fixed: list[tuple[int, bytes]] = []  # pose task: keypoint rows, checked by _count_rows
     backgrounds = 0
     os_open, os_read, os_close, rdonly, size = os.open, os.read, os.close, os.O_RDONLY, _READ_SIZE  # hot loop
     for i, lb in enumerate(lb_files):
@@ -380,7 +381,7 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int], keypoint: bo
         finally:
             os_close(fd)
         if keypoint:
-            slow.append(i)
+            rows_fixed.append((i, data))
         elif data.isascii() and not nkpt:
             plain_idx.append(i)
             plain.append(data)
@@ -396,6 +397,14 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int], keypoint: bo
         _tokenize_ascii(plain_idx, plain, out, fast, nrows, tokens, slow)
     if other:
         _tokenize_text(other, kpt, out, fast, nrows, tokens, slow)
+    if rows_fixed:
+        _count_rows(rows_fixed, nc, out, slow, pose_width=5 + kpt[0] * kpt[1], ndim=kpt[1])
+    elif slow and not nkpt:  # files that are not 5-value rows: polygon rows get a vectorised check too
+        raw = dict(zip(plain_idx, plain, strict=True))
+        raw.update(other)
+        tried = [(i, raw[i]) for i in slow if i in raw]
+        slow = [i for i in slow if i not in raw]
+        _count_rows(tried, nc, out, slow)
 
     if fast:
         arr = _to_float32(tokens, nrows)
@@ -554,6 +563,81 @@ def _tokenize_text(
             slow.append(i)
 
 
+def _count_rows(
+    files: list[tuple[int, bytes]], nc: int, out: _Partial, slow: list[int], pose_width: int = 0, ndim: int = 0
+) -> None:
+    """Vectorised check of polygon rows (a box task) or keypoint rows (pose, ``pose_width`` values each).
+
+    A file qualifies when every row is a polygon (more than 6 values, an odd count: class + x, y pairs) or, for pose,
+    holds exactly ``pose_width`` values. Each polygon becomes its box with Ultralytics' float32 arithmetic
+    (``segments2boxes`` then ``xyxy2xywh``), then the rows go through :func:`_count_fast`. Anything else, a value
+    that is not a number included, is left to the exact checker.
+    """
+    import numpy as np
+
+    bom = b"\xef\xbb\xbf"
+    idx: list[int] = []
+    nrows: list[int] = []
+    cls_tok: list[str] = []
+    val_tok: list[str] = []
+    npts: list[int] = []
+    for i, raw in files:
+        data = raw[3:] if raw.startswith(bom) else raw  # what decoding as 'utf-8-sig' does
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            slow.append(i)
+            continue
+        rows = [r for x in text.splitlines() if (r := x.split())]
+        if not rows:  # empty label file: background
+            out.images += 1
+            out.backgrounds += 1
+            out.label_files += 1
+            continue
+        if pose_width:
+            ok = all(len(r) == pose_width for r in rows)
+        else:
+            ok = all(len(r) > 6 and len(r) % 2 for r in rows)
+        if not ok:
+            slow.append(i)
+            continue
+        idx.append(i)
+        nrows.append(len(rows))
+        for r in rows:
+            cls_tok.append(r[0])
+            val_tok.extend(r[1:])
+            npts.append((len(r) - 1) // 2)
+    if not idx:
+        return
+    try:
+        with np.errstate(all="ignore"):  # '1e40' overflows to inf and is then rejected, silently as in Ultralytics
+            cls = np.array(cls_tok, dtype=np.float32)
+            vals = np.array(val_tok, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError):
+        slow.extend(idx)
+        return
+    if pose_width:
+        arr = np.concatenate((cls[:, None], vals.reshape(len(cls), pose_width - 1)), axis=1)
+    else:
+        starts = np.zeros(len(npts), dtype=np.int64)
+        np.cumsum(npts[:-1], out=starts[1:])
+        xs, ys = vals[0::2], vals[1::2]
+        with np.errstate(invalid="ignore"):
+            x1, x2 = np.minimum.reduceat(xs, starts), np.maximum.reduceat(xs, starts)
+            y1, y2 = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
+            arr = np.stack((cls, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), axis=1)
+    _count_fast(
+        arr,
+        np.asarray(idx),
+        np.asarray(nrows),
+        nc,
+        out,
+        slow,
+        kpt_ndim=ndim if pose_width else 0,
+        polygons=not pose_width,
+    )
+
+
 def _read_rest(fd: int, head: bytes) -> bytes:
     """Read the rest of a file whose first ``_READ_SIZE`` bytes are ``head``."""
     parts = [head]
@@ -573,17 +657,40 @@ def _to_float32(tokens: list[str], nrows: list[int]) -> np.ndarray | None:
         return None
 
 
-def _count_fast(arr: np.ndarray, fast: np.ndarray, nrows: np.ndarray, nc: int, out: _Partial, slow: list[int]) -> None:
-    """Check box rows of many files at once and add the valid files' classes to ``out``.
+def _count_fast(
+    arr: np.ndarray,
+    fast: np.ndarray,
+    nrows: np.ndarray,
+    nc: int,
+    out: _Partial,
+    slow: list[int],
+    *,
+    kpt_ndim: int = 0,
+    polygons: bool = False,
+) -> None:
+    """Check label rows of many files at once and add the valid files' classes to ``out``.
 
     Files that fail any check are appended to ``slow`` so the exact checker rejects them with Ultralytics' message.
+
+    Args:
+        arr (np.ndarray): ``(rows, 5)`` float32 ``cls x y w h`` (boxes, or the boxes of polygons), or pose rows
+            ``(rows, 5 + nkpt * ndim)``.
+        fast (np.ndarray): Chunk index of each file.
+        nrows (np.ndarray): Rows of each file.
+        nc (int): Number of classes.
+        out (_Partial): Receives the counts.
+        slow (list[int]): Receives the files the exact checker must decide.
+        kpt_ndim (int): Pose rows: the coordinate check covers the keypoints' x, y (as Ultralytics), not the box.
+        polygons (bool): Rows are polygons' boxes: a repeated box may come from distinct polygons, so files with one
+            go to the exact checker.
     """
     import numpy as np
 
     starts = np.zeros(len(nrows), dtype=np.int64)
     np.cumsum(nrows[:-1], out=starts[1:])
+    points = arr[:, 5:].reshape(len(arr), -1, kpt_ndim)[:, :, :2].reshape(len(arr), -1) if kpt_ndim else arr[:, 1:]
     with np.errstate(invalid="ignore"):
-        pmax = np.maximum.reduceat(arr[:, 1:].max(axis=1), starts)
+        pmax = np.maximum.reduceat(points.max(axis=1), starts)
         lmin = np.minimum.reduceat(arr.min(axis=1), starts)
         whmin = np.minimum.reduceat(arr[:, 3:5].min(axis=1), starts)
         cls = arr[:, 0]
@@ -595,10 +702,20 @@ def _count_fast(arr: np.ndarray, fast: np.ndarray, nrows: np.ndarray, nc: int, o
         keep_rows = np.repeat(good, nrows)
         arr = arr[keep_rows]
         nrows = nrows[good]
+        fast = fast[good]
     if not len(nrows):
         return
     file_of_row = np.repeat(np.arange(len(nrows), dtype=np.uint64), nrows)
-    dup_cls = _duplicate_classes(arr, file_of_row)
+    dup_rows = _duplicate_rows(arr, file_of_row)
+    if polygons and len(dup_rows):  # same class and box: the exact checker compares the polygons
+        files = np.unique(file_of_row[dup_rows])
+        slow.extend(int(i) for i in fast[files.astype(np.int64)])
+        keep = ~np.isin(file_of_row, files)
+        arr, nrows = arr[keep], np.delete(nrows, files.astype(np.int64))
+        dup_rows = dup_rows[:0]
+        if not len(nrows):
+            return
+    dup_cls = arr[dup_rows, 0].astype(np.int64)
     classes = arr[:, 0].astype(np.int64)
     counts = np.bincount(classes, minlength=nc)
     if len(dup_cls):
@@ -610,14 +727,14 @@ def _count_fast(arr: np.ndarray, fast: np.ndarray, nrows: np.ndarray, nc: int, o
     out.label_files += len(nrows)
 
 
-def _duplicate_classes(arr: np.ndarray, file_of_row: np.ndarray) -> np.ndarray:
-    """Return the class id of every row that repeats an earlier row of the same file (equal as float32 values)."""
+def _duplicate_rows(arr: np.ndarray, file_of_row: np.ndarray) -> np.ndarray:
+    """Return the index of every row that repeats an earlier row of the same file (equal as float32 values)."""
     import numpy as np
 
     norm = arr + np.float32(0.0)  # -0.0 becomes 0.0: NumPy's unique() treats them as equal
     words = np.ascontiguousarray(norm).view(np.uint32).astype(np.uint64)
     h = file_of_row * np.uint64(0x9E3779B97F4A7C15)
-    for k in range(5):
+    for k in range(arr.shape[1]):
         h = (h ^ words[:, k]) * np.uint64(0x100000001B3)
     order = np.argsort(h, kind="stable")
     hs = h[order]
@@ -631,7 +748,7 @@ def _duplicate_classes(arr: np.ndarray, file_of_row: np.ndarray) -> np.ndarray:
     for r in sorted(cand.tolist()):
         key = (int(file_of_row[r]), *norm[r].tolist())
         if key in seen:
-            dups.append(int(norm[r, 0]))
+            dups.append(r)
         else:
             seen.add(key)
     return np.asarray(dups, dtype=np.int64)
