@@ -594,11 +594,8 @@ def _count_rows(
             out.backgrounds += 1
             out.label_files += 1
             continue
-        if pose_width:
-            ok = all(len(r) == pose_width for r in rows)
-        else:
-            ok = all(len(r) > 6 and len(r) % 2 for r in rows)
-        if not ok:
+        polygon_rows = all(len(r) > 6 and len(r) % 2 for r in rows)  # class + (x, y) pairs, more than 6 values
+        if not (all(len(r) == pose_width for r in rows) if pose_width else polygon_rows):
             slow.append(i)
             continue
         idx.append(i)
