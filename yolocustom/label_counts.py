@@ -18,9 +18,9 @@ The fast path reads a chunk of files, finds the line structure of all ASCII file
 value with one NumPy call (the same string-to-float32 conversion Ultralytics uses) and checks them vectorised. Any file
 it cannot vouch for is re-checked by :func:`verify_label_file`, a line-by-line port of Ultralytics' code, which is
 authoritative and also supplies the rejection reason in Ultralytics' words. Polygon rows (segment, obb) and keypoint
-rows (pose) get the same treatment in :func:`_count_rows`: one conversion per chunk, each polygon reduced to its box with
-Ultralytics' float32 arithmetic, then the same vectorised checks; files with a repeated class and box go to the exact
-checker, which compares their polygons as Ultralytics does.
+rows (pose) get the same treatment in :func:`_count_rows`: one conversion per chunk, each polygon reduced to its box
+with Ultralytics' float32 arithmetic, then the same vectorised checks; files with a repeated class and box go to the
+exact checker, which compares their polygons as Ultralytics does.
 
 When a valid Ultralytics label cache (``labels/<split>.cache``) exists for the same files, its labels are used instead
 (same version and hash checks as ``YOLODataset.get_labels``). Cache files are NumPy pickles, loaded exactly as
