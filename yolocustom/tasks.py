@@ -64,6 +64,8 @@ class TaskSpec:
         label_format (str): One label row, as its dataset class reads it (for messages).
         segments (bool): Whether its dataset requires a polygon for every instance (Ultralytics' ``verify_labels``).
         keypoints (bool): Whether its dataset reads keypoint rows (``use_keypoints``: needs ``kpt_shape``).
+        demo_folder (str): ``yolocustom demo-data --task`` default output folder (its label writer is
+            ``demo_data.LABEL_WRITERS[name]``).
     """
 
     name: str
@@ -72,6 +74,7 @@ class TaskSpec:
     label_format: str
     segments: bool = False
     keypoints: bool = False
+    demo_folder: str = "datasets/shapes"
 
     @property
     def trainer_name(self) -> str:
@@ -101,6 +104,7 @@ TASKS: dict[str, TaskSpec] = {
         (BOX, MASK),
         "'class x1 y1 x2 y2 x3 y3 ...' (a polygon per instance, more than 6 values)",
         segments=True,
+        demo_folder="datasets/shapes-seg",
     ),
     "pose": TaskSpec(
         "pose",
@@ -108,6 +112,7 @@ TASKS: dict[str, TaskSpec] = {
         (BOX, POSE),
         "'class cx cy w h' + kpt_shape[0] x kpt_shape[1] keypoint values",
         keypoints=True,
+        demo_folder="datasets/shapes-pose",
     ),
     "obb": TaskSpec(
         "obb",
@@ -115,6 +120,7 @@ TASKS: dict[str, TaskSpec] = {
         (BOX,),
         "'class x1 y1 x2 y2 x3 y3 x4 y4' (the 4 corners of an oriented box, 9 values)",
         segments=True,
+        demo_folder="datasets/shapes-obb",
     ),
 }
 """The supported tasks: those whose Ultralytics trainer is a ``DetectionTrainer``."""
@@ -288,7 +294,9 @@ def checkpoint_task(path: str | Path) -> str:
         ckpt = torch_load(str(path), map_location="cpu")
     except Exception as e:  # a truncated or foreign file: say so instead of a pickle traceback
         raise UserError(f"model: {path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
-    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(ckpt, dict):  # a bare pickled model, as Ultralytics also accepts
+        return str(getattr(ckpt, "task", None) or guess_model_task(ckpt))
+    model = ckpt.get("ema") or ckpt.get("model")
     if model is None:
         return str((ckpt.get("train_args") or {}).get("task") or guess_task_from_name(str(path)))
     return str(getattr(model, "task", None) or guess_model_task(model))

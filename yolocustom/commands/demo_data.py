@@ -44,11 +44,12 @@ def demo_data(
     A folder made with the same options is reused; anything else is refused (--force replaces only our own folder).
     """
     from yolocustom.demo_data import SPLITS, count_instances, generate_demo_dataset
+    from yolocustom.tasks import TASKS
 
-    if out is None:
-        out = Path("datasets/shapes" if task == "detect" else f"datasets/shapes-{'seg' if task == 'segment' else task}")
+    if out is None and task in TASKS:
+        out = Path(TASKS[task].demo_folder)
     yaml_path = generate_demo_dataset(
-        out,
+        out or Path(TASKS["detect"].demo_folder),  # an unknown --task is refused by the generator
         n_train=n_train,
         n_val=n_val,
         img_size=img_size,
