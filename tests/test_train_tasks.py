@@ -227,3 +227,28 @@ def test_segment_from_pt_and_resume(tmp_path: Path) -> None:
     assert "metrics/F1(M)" in header and "metrics/mAP50-95(M)" in header
     ckpt = torch_load(outcome.last, map_location="cpu")
     assert ckpt["train_args"]["task"] == "segment"
+
+
+def test_class_weights_scale_the_task_loss(task_run: dict[str, Any]) -> None:
+    """The task's own criterion (both E2E heads) multiplies the classification BCE by ``model.class_weights``: on a
+    real batch, doubling every weight doubles the cls loss, and the recipe's weights change it."""
+    import copy
+
+    trainer = task_run["trainer"]
+    model = copy.deepcopy(unwrap_model(trainer.model)).train()
+    batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
+    recipe_weights = model.class_weights.clone()
+
+    def cls_loss(weights: torch.Tensor) -> float:
+        model.class_weights = weights
+        model.criterion = None  # rebuilt by model.loss(), reading model.class_weights as Ultralytics does
+        torch.manual_seed(0)
+        with torch.no_grad():
+            _, items = model.loss(batch)
+        return float(items["cls_loss"])
+
+    ones = cls_loss(torch.ones_like(recipe_weights))
+    assert ones > 0
+    assert cls_loss(2 * torch.ones_like(recipe_weights)) == pytest.approx(2 * ones, rel=1e-5)
+    if len(set(recipe_weights.tolist())) > 1:  # coco8-pose has one class: its mean-normalised weight is 1
+        assert cls_loss(recipe_weights) != pytest.approx(ones, rel=1e-4)
