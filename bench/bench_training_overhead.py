@@ -9,6 +9,9 @@ arms alike):
   ``class_weights`` (auto sqrt_inverse), ``fitness`` (0.5 F1 + 0.5 mAP50) and ``layer_lr`` (backbone x 0.3) on.
   ``freeze`` is off: it changes the work done per epoch (see ``bench_freeze_speed.py``).
 
+The same pair runs for segmentation too (the segment row: ``yolo26n-seg.yaml`` on the shapes set generated with
+``--task segment``, the F1/fitness features on the mask family), same ≤ 1.03 epoch-time target; ``--tasks`` picks them.
+
 Epoch time is the difference of consecutive values of results.csv's cumulative ``time`` column (which includes the
 epoch's validation), epoch 1 excluded as warm-up; a run's figure is the median of its epochs, an arm's figure the median
 over its runs. Peak RSS is ``ru_maxrss`` of the child from ``wait4``. Results go to ``--out`` as JSON.
@@ -53,7 +56,12 @@ FEATURES: dict[str, Any] = {
     "fitness": {"weights": {"f1": 0.5, "mAP50": 0.5}},
     "layer_lr": {"backbone_ratio": 0.3},
 }
-PLAIN_SNIPPET = "import json, sys; from ultralytics import YOLO; YOLO('yolo26n.yaml').train(**json.loads(sys.argv[1]))"
+# One row per task: (model, features). Segment: the same features, the fitness on the mask family.
+TASK_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "detect": ("yolo26n.yaml", FEATURES),
+    "segment": ("yolo26n-seg.yaml", {**FEATURES, "fitness": {"weights": {"f1(M)": 0.5, "mAP50(M)": 0.5}}}),
+}
+PLAIN_SNIPPET = "import json, sys; from ultralytics import YOLO; YOLO(sys.argv[2]).train(**json.loads(sys.argv[1]))"
 TARGET_TIME_RATIO = 1.03
 TARGET_RSS_RATIO = 1.05
 
@@ -85,24 +93,26 @@ def train_args(data: Path, project: Path, name: str, epochs: int) -> dict[str, A
     }
 
 
-def plain_command(args: dict[str, Any]) -> list[str]:
-    """Return the plain-Ultralytics command line for ``args``."""
-    return [PYTHON, "-c", PLAIN_SNIPPET, json.dumps(args)]
+def plain_command(args: dict[str, Any], task: str = "detect") -> list[str]:
+    """Return the plain-Ultralytics command line for ``args`` and the task's model."""
+    return [PYTHON, "-c", PLAIN_SNIPPET, json.dumps(args), TASK_ROWS[task][0]]
 
 
-def yolocustom_command(args: dict[str, Any], recipe_path: Path) -> list[str]:
+def yolocustom_command(args: dict[str, Any], recipe_path: Path, task: str = "detect") -> list[str]:
     """Write the yolocustom recipe equivalent to ``args`` (plus the features) and return its CLI command line.
 
     Args:
         args (dict[str, Any]): From :func:`train_args`.
         recipe_path (Path): Where to write the recipe.
+        task (str): The row (model and features) of :data:`TASK_ROWS`.
 
     Returns:
         (list[str]): ``yolocustom train RECIPE``.
     """
+    model, features = TASK_ROWS[task]
     train = {k: v for k, v in args.items() if k not in {"data", "device"}}
-    recipe = {"model": "yolo26n.yaml", "data": args["data"], "device": args["device"], "train": train}
-    recipe["features"] = FEATURES
+    recipe = {"model": model, "data": args["data"], "device": args["device"], "train": train}
+    recipe["features"] = features
     recipe_path.parent.mkdir(parents=True, exist_ok=True)
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return [YOLOCUSTOM, "train", str(recipe_path)]
@@ -161,7 +171,7 @@ def bootstrap_median_ci(values: list[float], n: int = 10_000, seed: int = 0) -> 
     return meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
 
 
-def measure_arm(arm: str, index: int, root: Path, data: Path, epochs: int) -> dict[str, Any]:
+def measure_arm(arm: str, index: int, root: Path, data: Path, epochs: int, task: str = "detect") -> dict[str, Any]:
     """Run one arm once in a fresh subprocess and return its measurements.
 
     Args:
@@ -170,15 +180,20 @@ def measure_arm(arm: str, index: int, root: Path, data: Path, epochs: int) -> di
         root (Path): Work folder.
         data (Path): Dataset YAML.
         epochs (int): Epochs.
+        task (str): The row of :data:`TASK_ROWS`.
 
     Returns:
         (dict[str, Any]): Command, exit code, wall time, peak RSS, per-epoch times and their median.
     """
-    name = f"{arm}_{index}"
+    name = f"{arm}_{index}" if task == "detect" else f"{task}_{arm}_{index}"
     project = root / "runs"
     shutil.rmtree(project / name, ignore_errors=True)
     args = train_args(data, project, name, epochs)
-    cmd = plain_command(args) if arm == "plain" else yolocustom_command(args, root / "recipes" / f"{name}.yaml")
+    cmd = (
+        plain_command(args, task)
+        if arm == "plain"
+        else yolocustom_command(args, root / "recipes" / f"{name}.yaml", task)
+    )
     probe = EpochCpuProbe(project / name / "results.csv")
     measured = run_measured(cmd, root / "logs" / f"{name}.log", poll=probe)
     if measured.returncode != 0:
@@ -187,6 +202,7 @@ def measure_arm(arm: str, index: int, root: Path, data: Path, epochs: int) -> di
     epochs_s = epoch_times(rows)
     cpu_s = probe.epoch_cpu()
     record = {
+        "task": task,
         "arm": arm,
         "repeat": index,
         "command": shell_join(cmd),
@@ -201,7 +217,7 @@ def measure_arm(arm: str, index: int, root: Path, data: Path, epochs: int) -> di
         "startup_and_teardown_s": round(measured.wall_s - rows[-1]["time"], 3),
     }
     print(
-        f"[overhead] {arm:<10} #{index}: median epoch {record['median_epoch_s']:.3f} s "
+        f"[overhead] {task:<7} {arm:<10} #{index}: median epoch {record['median_epoch_s']:.3f} s "
         f"(CPU {record['median_epoch_cpu_s'] or float('nan'):.2f} s), wall {measured.wall_s:.1f} s, "
         f"peak RSS {measured.maxrss_mb:.0f} MiB",
         flush=True,
@@ -385,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-micro", action="store_true", help="skip the in-process interleaved step A/B")
     parser.add_argument("--micro-child", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 5; --quick: 3)")
+    parser.add_argument("--tasks", default="detect,segment", help="rows to run, comma-separated (detect,segment)")
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON results (default bench/out/training_overhead.json)"
     )
@@ -404,10 +421,20 @@ def main(argv: list[str] | None = None) -> int:
     data = generate_demo_dataset(root / "shapes", n_train=n_train, n_val=n_val, img_size=64, seed=0, rare_ratio=10)
     machine = machine_info()
     runs: list[dict[str, Any]] = []
-    for i in range(repeats):
-        order = ("plain", "yolocustom") if i % 2 == 0 else ("yolocustom", "plain")  # ABBA
-        for arm in order:
-            runs.append(measure_arm(arm, i, root, data, epochs))
+    task_runs: dict[str, list[dict[str, Any]]] = {}
+    for task in args.tasks.split(","):
+        if task not in TASK_ROWS:
+            raise SystemExit(f"--tasks: expected some of {', '.join(TASK_ROWS)}, found {task!r}")
+        task_data = data
+        if task != "detect":
+            task_data = generate_demo_dataset(
+                root / f"shapes-{task}", n_train=n_train, n_val=n_val, img_size=64, seed=0, rare_ratio=10, task=task
+            )
+        for i in range(repeats):
+            order = ("plain", "yolocustom") if i % 2 == 0 else ("yolocustom", "plain")  # ABBA
+            for arm in order:
+                task_runs.setdefault(task, []).append(measure_arm(arm, i, root, task_data, epochs, task))
+    runs = task_runs.get("detect", [])
     micro: dict[str, Any] | None = None
     micro_cmd = [PYTHON, str(Path(__file__).resolve()), "--micro-child", str(data), str(root / "micro.json")]
     if args.quick:
@@ -421,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
         s = micro["step"]
         print(f"[overhead] micro A/B: step ratio {s['paired_ratio_median']:.3f} {s['paired_ratio_ci95']}", flush=True)
     plain_args = train_args(data, root / "runs", "plain_0", epochs)
+    rows = {
+        task: {"model": TASK_ROWS[task][0], "features": TASK_ROWS[task][1], "runs": rs, **summarise(rs)}
+        for task, rs in task_runs.items()
+    }
     result = {
         "benchmark": "training_overhead",
         "machine": machine,
@@ -438,17 +469,20 @@ def main(argv: list[str] | None = None) -> int:
         "commands": {
             "benchmark": "python bench/bench_training_overhead.py" + (" --quick" if args.quick else ""),
             "plain": f'.venv/bin/python -c "{PLAIN_SNIPPET}" ' + shell_join([json.dumps(plain_args)]),
-            "yolocustom": next(r["command"] for r in runs if r["arm"] == "yolocustom"),
+            "yolocustom": next((r["command"] for r in runs if r["arm"] == "yolocustom"), None),
         },
         "runs": runs,
-        **summarise(runs),
+        **(summarise(runs) if runs else {}),
+        "tasks": {task: {k: v for k, v in row.items() if k != "runs"} for task, row in rows.items()},
         "micro": micro,
         # A forked child starts from its parent's peak-RSS mark; this shows the parent's was far below the children's.
         "measuring_process_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     write_json(args.out, result)
-    r = result["ratios"]
-    print(f"[overhead] epoch-time ratio {r['epoch_time']:.3f}, peak-RSS ratio {r['peak_rss']:.3f}; wrote {args.out}")
+    for task, row in rows.items():
+        r = row["ratios"]
+        print(f"[overhead] {task}: epoch-time ratio {r['epoch_time']:.3f}, peak-RSS ratio {r['peak_rss']:.3f}")
+    print(f"[overhead] wrote {args.out}")
     return 0
 
 

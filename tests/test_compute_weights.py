@@ -497,7 +497,7 @@ def test_output_is_atomic_when_interrupted(
     monkeypatch.setattr(compute_weights, "_write_payload", crash_midway)
     with pytest.raises(error):
         compute_weights.compute_weights(
-            data=str(yaml_file), split="train", scheme=compute_weights.SchemeChoice.inverse, beta=0.999,
+            data=str(yaml_file), split="train", task="detect", scheme=compute_weights.SchemeChoice.inverse, beta=0.999,
             normalize=compute_weights.NormalizeChoice.mean, max_weight=None,
             fmt=compute_weights.FormatChoice.yaml, output=target, plot=None, workers=None, no_cache=False,
             quiet=True,

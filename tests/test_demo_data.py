@@ -344,9 +344,9 @@ def test_cli_user_error_exits_1_without_traceback(tmp_path: Path) -> None:
 def test_cli_defaults_match_library() -> None:
     library = inspect.signature(generate_demo_dataset).parameters
     command = inspect.signature(demo_data_command.demo_data).parameters
-    for name in ("n_train", "n_val", "img_size", "seed", "rare_ratio", "force"):
+    for name in ("n_train", "n_val", "img_size", "seed", "rare_ratio", "force", "task"):
         assert command[name].default.default == library[name].default, name
-    assert command["out"].default.default == Path("datasets/shapes")
+    assert command["out"].default.default is None  # datasets/shapes for detect, datasets/shapes-<task> otherwise
 
 
 def test_command_module_imports_light() -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 from conftest import TINY_TRAIN, read_csv, run_recipe, write_recipe
 from ultralytics import YOLO
@@ -66,11 +67,14 @@ def test_no_features_matches_plain_ultralytics(tmp_path: Path, coco8_yaml: Path)
     assert all(torch.equal(ours_sd[k], plain_sd[k]) for k in ours_sd)
 
 
-def test_trainer_class_survives_ultralytics_ddp_pickle(tmp_path: Path, coco8_yaml: Path) -> None:
+@pytest.mark.parametrize(
+    ("model", "base"), [("yolo26n.yaml", "DetectionTrainer"), ("yolo26n-seg.yaml", "SegmentationTrainer")]
+)
+def test_trainer_class_survives_ultralytics_ddp_pickle(tmp_path: Path, coco8_yaml: Path, model: str, base: str) -> None:
     """Ultralytics' DDP launcher cloudpickles type(trainer) into a file that a fresh interpreter loads."""
     from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 
-    recipe = load_recipe(write_recipe(tmp_path, coco8_yaml, ALL, epochs=2))
+    recipe = load_recipe(write_recipe(tmp_path, coco8_yaml, ALL, epochs=2, model=model))
     cls = build_trainer(recipe)
     stub = cls.__new__(cls)  # only what generate_ddp_file reads
     stub.args, stub.model, stub.callbacks = SimpleNamespace(epochs=2), None, {}
@@ -84,12 +88,14 @@ def test_trainer_class_survives_ultralytics_ddp_pickle(tmp_path: Path, coco8_yam
             "rebuilt = build_trainer(cls.yc_recipe_data)\n"
             "print([c.__name__ for c in cls.__mro__][:8]); print(cls.yc_features)\n"
             "print(cls.__new__(cls).yc_recipe.digest()); print(rebuilt.yc_features == cls.yc_features)\n"
+            "print(cls.yc_task, rebuilt.__mro__[7] is cls.__mro__[7])\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     finally:
         ddp_cleanup(stub, script)
     lines = out.stdout.strip().splitlines()
-    assert "FreezeMixin" in lines[0] and "DetectionTrainer" in lines[0]
+    assert "FreezeMixin" in lines[0] and lines[0].endswith(f"'{base}']")
     assert lines[1] == str(cls.yc_features)
     assert lines[2] == recipe.digest()
     assert lines[3] == "True"
+    assert lines[4] == f"{cls.yc_task} True" and cls.yc_task == ("detect" if base == "DetectionTrainer" else "segment")

@@ -240,8 +240,8 @@ CASES = [
     case(
         "task-segment",
         HEAD + "train:\n  task: segment\n",
-        "expected 'detect'",
-        "found 'segment'",
+        "'task' is owned by yolocustom",
+        "set the top-level 'task' key instead",
         where="4:3",
         path="train.task",
     ),

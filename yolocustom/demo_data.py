@@ -24,6 +24,16 @@ CPU minutes:
  3     crack    filled triangle, red                         rare: ~1/rare_ratio of 0
 ====  =======  ===========================================  ==========================
 
+With ``task`` other than ``detect`` the shapes are drawn from exact polygons (a rotated bar, a 20-gon disc, an
+irregular star-shaped blotch, a triangle) and the labels follow the task's format (``tasks.TASKS``):
+
+* ``segment``: the drawn polygon itself, ``class x1 y1 x2 y2 ...``;
+* ``obb``: the polygon's minimum-area rotated rectangle, ``class x1 y1 x2 y2 x3 y3 x4 y4``;
+* ``pose``: the box plus 4 keypoints, the polygon's leftmost, rightmost, topmost and bottommost corners (visible),
+  with ``kpt_shape: [4, 3]`` and ``flip_idx: [1, 0, 2, 3]`` (a horizontal flip swaps left and right) in data.yaml.
+
+The class plan (and so the rare class's rarity) is the same for every task.
+
 Generation never overwrites silently: an existing folder is reused only when its ``manifest.json`` matches the
 arguments, and ``force=True`` deletes only a folder that carries our manifest. The new dataset is written to a
 temporary sibling folder and renamed into place at the end, so an interruption never leaves a half dataset at ``out``.
@@ -49,6 +59,9 @@ from yolocustom.errors import UserError
 
 GENERATOR = "yolocustom.demo_data"
 GENERATOR_VERSION = 1
+DEMO_TASKS: tuple[str, ...] = ("detect", "segment", "pose", "obb")  # LABEL_WRITERS' keys, plus detect
+POSE_KPT_SHAPE = [4, 3]  # leftmost, rightmost, topmost, bottommost corner; x, y, visibility
+POSE_FLIP_IDX = [1, 0, 2, 3]  # a horizontal flip swaps the leftmost and rightmost corners
 MANIFEST_NAME = "manifest.json"
 YAML_NAME = "data.yaml"
 SPLITS: tuple[str, ...] = ("train", "val")
@@ -94,6 +107,7 @@ def generate_demo_dataset(
     seed: int = 0,
     rare_ratio: float = 10.0,
     force: bool = False,
+    task: str = "detect",
 ) -> Path:
     """Generate (or reuse) the demo detection dataset in ``out`` and return the path of its ``data.yaml``.
 
@@ -107,6 +121,8 @@ def generate_demo_dataset(
             (``crack``), >= 1. Each split gets at least one rare instance.
         force (bool): Regenerate even if ``out`` already holds a dataset made by this generator. A folder without
             our manifest is never deleted.
+        task (str): Label format: ``detect`` (boxes), ``segment`` (polygons), ``pose`` (box + 4 corner keypoints) or
+            ``obb`` (rotated rectangles).
 
     Returns:
         (Path): ``out/data.yaml``, absolute.
@@ -115,8 +131,12 @@ def generate_demo_dataset(
         UserError: On invalid arguments, or when ``out`` exists and cannot be reused or safely replaced.
     """
     _check_args(n_train=n_train, n_val=n_val, img_size=img_size, rare_ratio=rare_ratio)
+    if task not in DEMO_TASKS:
+        raise UserError(f"demo dataset: task must be one of {', '.join(DEMO_TASKS)}, got {task!r}")
     out = Path(out).expanduser().resolve()
     args = _manifest_args(n_train=n_train, n_val=n_val, img_size=img_size, seed=seed, rare_ratio=rare_ratio)
+    if task != "detect":  # detection manifests stay as they were, so existing demo folders are still reused
+        args["task"] = task
     replace_existing = False
 
     if out.exists() or out.is_symlink():
@@ -135,7 +155,7 @@ def generate_demo_dataset(
             if manifest.get("version") == GENERATOR_VERSION and manifest.get("args") == args:
                 missing = _missing_parts(out, n_train=n_train, n_val=n_val)
                 if not missing:
-                    _write_yaml(out, out)  # refresh ``path:`` in case the folder was moved; no-op otherwise
+                    _write_yaml(out, out, task)  # refresh ``path:`` in case the folder was moved; no-op otherwise
                     return out / YAML_NAME
                 raise UserError(f"{out} holds an incomplete demo dataset ({missing}); regenerate it with --force")
             raise UserError(
@@ -149,7 +169,14 @@ def generate_demo_dataset(
     tmp = _new_sibling(out, "tmp")
     try:
         _generate_into(
-            tmp, final=out, n_train=n_train, n_val=n_val, img_size=img_size, seed=seed, rare_ratio=rare_ratio
+            tmp,
+            final=out,
+            n_train=n_train,
+            n_val=n_val,
+            img_size=img_size,
+            seed=seed,
+            rare_ratio=rare_ratio,
+            task=task,
         )
         _write_manifest(tmp, args)
         if replace_existing:
@@ -268,15 +295,16 @@ def _describe_diff(manifest: dict[str, Any], args: dict[str, Any]) -> str:
     return ", ".join(diffs) or "unreadable arguments"
 
 
-def _write_yaml(folder: Path, final: Path) -> None:
+def _write_yaml(folder: Path, final: Path, task: str = "detect") -> None:
     """Write ``data.yaml`` into ``folder`` with ``path:`` pointing at ``final``; skip if the content is unchanged."""
-    data = {
+    data: dict[str, Any] = {
         "path": str(final),
         "train": "images/train",
         "val": "images/val",
         "nc": len(CLASS_NAMES),
         "names": dict(enumerate(CLASS_NAMES)),
     }
+    data.update(_YAML_EXTRA.get(task, {}))
     text = (
         "# Demo dataset generated by 'yolocustom demo-data' (see manifest.json); safe to delete and regenerate.\n"
         + yaml.safe_dump(data, sort_keys=False)
@@ -291,7 +319,15 @@ def _write_yaml(folder: Path, final: Path) -> None:
 
 
 def _generate_into(
-    folder: Path, *, final: Path, n_train: int, n_val: int, img_size: int, seed: int, rare_ratio: float
+    folder: Path,
+    *,
+    final: Path,
+    n_train: int,
+    n_val: int,
+    img_size: int,
+    seed: int,
+    rare_ratio: float,
+    task: str = "detect",
 ) -> None:
     for split_index, (split, n_images) in enumerate(zip(SPLITS, (n_train, n_val), strict=True)):
         # One independent stream per split: the val split does not change when n_train changes, and vice versa.
@@ -301,13 +337,18 @@ def _generate_into(
         images_dir.mkdir(parents=True)
         labels_dir.mkdir(parents=True)
         for index, classes in enumerate(_plan_split(rng, n_images, rare_ratio)):
-            image, boxes = _render_image(rng, classes, img_size)
             stem = f"img_{index:05d}"
+            if task == "detect":
+                image, boxes = _render_image(rng, classes, img_size)
+                lines = [_label_line(c, box, img_size) for c, box in zip(classes, boxes, strict=True)]
+            else:
+                image, polygons = _render_polygons(rng, classes, img_size)
+                write = LABEL_WRITERS[task]
+                lines = [f"{c} {write(poly / img_size)}" for c, poly in zip(classes, polygons, strict=True)]
             if not cv2.imwrite(str(images_dir / f"{stem}.png"), image, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
                 raise OSError(f"could not write {images_dir / f'{stem}.png'}")
-            lines = [_label_line(c, box, img_size) for c, box in zip(classes, boxes, strict=True)]
             (labels_dir / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    _write_yaml(folder, final)
+    _write_yaml(folder, final, task)
 
 
 def _class_counts(total: int, rare_ratio: float) -> list[int]:
@@ -431,3 +472,109 @@ def _render_image(rng: np.random.Generator, classes: Sequence[int], size: int) -
         boxes.append(box)
     image = image + rng.normal(0.0, rng.uniform(3.0, 9.0), size=image.shape).astype(np.float32)  # sensor noise
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), boxes
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Polygon shapes (segment, pose, obb): the label is computed from the very polygon that is drawn
+
+
+def _shape_polygon(rng: np.random.Generator, class_id: int, size: int, centre: tuple[float, float]) -> np.ndarray:
+    """Return the outline of one object of ``class_id`` near ``centre`` as a float ``(k, 2)`` polygon in pixels."""
+    s = size / _REFERENCE_SIZE
+    cx, cy = centre
+    if class_id == 0:  # scratch: thin bar (a rotated rectangle), diagonal in either direction
+        length = rng.uniform(14.0, 27.0) * s
+        thickness = max(2.0, rng.uniform(2.0, 3.4) * s)
+        angle = math.radians(rng.uniform(25.0, 65.0)) * (1 if rng.random() < 0.5 else -1)
+        u = np.array([math.cos(angle), math.sin(angle)]) * length / 2
+        v = np.array([-math.sin(angle), math.cos(angle)]) * thickness / 2
+        pts = np.array([-u - v, u - v, u + v, -u + v])
+    elif class_id == 1:  # dent: disc, as a regular 20-gon
+        radius = rng.uniform(4.5, 9.5) * s
+        a = np.linspace(0, 2 * math.pi, 20, endpoint=False) + rng.uniform(0, 2 * math.pi / 20)
+        pts = np.stack([np.cos(a), np.sin(a)], axis=1) * radius
+    elif class_id == 2:  # stain: irregular star-shaped blotch
+        base = rng.uniform(5.0, 10.0) * s
+        a = np.sort(rng.uniform(0, 2 * math.pi, 12))
+        r = base * rng.uniform(0.55, 1.0, 12)
+        pts = np.stack([np.cos(a) * r, np.sin(a) * r], axis=1)
+    else:  # crack: triangle, random rotation
+        circumradius = rng.uniform(6.0, 12.0) * s
+        start = rng.uniform(0, 2 * math.pi)
+        a = start + np.array([0.0, 2.0, 4.0]) * math.pi / 3 + rng.uniform(-0.25, 0.25, size=3)
+        pts = np.stack([np.cos(a), np.sin(a)], axis=1) * circumradius
+    return pts + np.array([cx, cy])
+
+
+_SHIFT = 4  # fillPoly sub-pixel bits: the polygon is drawn at 1/16 px precision, so the label is its outline
+
+
+def _polygon_mask(poly: np.ndarray, size: int) -> np.ndarray:
+    mask = np.zeros((size, size), dtype=np.uint8)
+    # pixel centres are at integer coordinates in OpenCV; labels use pixel-edge coordinates, hence the -0.5
+    pts = np.round((poly - 0.5) * (1 << _SHIFT)).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA, shift=_SHIFT)
+    return mask
+
+
+def _render_polygons(
+    rng: np.random.Generator, classes: Sequence[int], size: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Render one image with an object per entry of ``classes``; return the BGR uint8 image and their polygons."""
+    image = _background(rng, size)
+    polygons: list[np.ndarray] = []
+    boxes: list[_Box] = []
+    margin = 0.16 * size
+    for class_id in classes:
+        best: tuple[float, np.ndarray, np.ndarray, _Box] | None = None
+        for _ in range(40):  # rejection sampling, as for the detection shapes
+            centre = (float(rng.uniform(margin, size - margin)), float(rng.uniform(margin, size - margin)))
+            poly = _shape_polygon(rng, class_id, size, centre)
+            if poly.min() < 1 or poly.max() > size - 1:
+                continue
+            mask = _polygon_mask(poly, size)
+            box = _mask_box(mask, threshold=1)
+            if box is None:
+                continue
+            worst = max((box.overlap(other) for other in boxes), default=0.0)
+            if best is None or worst < best[0]:
+                best = (worst, poly, mask, box)
+            if worst <= 0.05:
+                break
+        if best is None:
+            raise RuntimeError(f"could not place a {CLASS_NAMES[class_id]} in a {size}px image")
+        _, poly, mask, box = best
+        alpha = (mask.astype(np.float32) / 255.0)[:, :, None]
+        image = image * (1 - alpha) + _colour(rng, class_id) * alpha
+        polygons.append(poly)
+        boxes.append(box)
+    image = image + rng.normal(0.0, rng.uniform(3.0, 9.0), size=image.shape).astype(np.float32)  # sensor noise
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), polygons
+
+
+def _fmt(values: Any) -> str:
+    return " ".join(f"{min(1.0, max(0.0, float(v))):.6f}" for v in values)
+
+
+def _segment_label(p: np.ndarray) -> str:
+    """The drawn polygon itself (normalised)."""
+    return _fmt(p.reshape(-1))
+
+
+def _obb_label(p: np.ndarray) -> str:
+    """The polygon's minimum-area rotated rectangle: 4 corners."""
+    return _fmt(cv2.boxPoints(cv2.minAreaRect(p.astype(np.float32))).reshape(-1))
+
+
+def _pose_label(p: np.ndarray) -> str:
+    """The box, then the leftmost, rightmost, topmost and bottommost corners, visible (``POSE_FLIP_IDX`` order)."""
+    x1, y1 = p.min(axis=0)
+    x2, y2 = p.max(axis=0)
+    box = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+    extremes = [p[p[:, 0].argmin()], p[p[:, 0].argmax()], p[p[:, 1].argmin()], p[p[:, 1].argmax()]]
+    return f"{_fmt(box)} " + " ".join(f"{_fmt(c)} 2" for c in extremes)  # visibility 2: labelled and visible
+
+
+# Per task: the label row (after the class id) of a normalised polygon, and the data.yaml keys it needs.
+LABEL_WRITERS: dict[str, Any] = {"segment": _segment_label, "obb": _obb_label, "pose": _pose_label}
+_YAML_EXTRA: dict[str, dict[str, Any]] = {"pose": {"kpt_shape": POSE_KPT_SHAPE, "flip_idx": POSE_FLIP_IDX}}

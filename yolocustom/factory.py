@@ -1,9 +1,11 @@
-"""``build_trainer(recipe)``: a ``DetectionTrainer`` subclass composed from one mixin per enabled feature.
+"""``build_trainer(recipe)``: the task's Ultralytics trainer subclassed with one mixin per enabled feature.
 
-Composition order (MRO, outermost first) is fixed::
+The base is the trainer of the model's task (``tasks.TASKS``): ``DetectionTrainer``, ``SegmentationTrainer``,
+``PoseTrainer`` or ``OBBTrainer``, all ``DetectionTrainer`` subclasses, so the same mixins apply. Composition order
+(MRO, outermost first) is fixed::
 
     F1LoggingMixin -> FitnessMixin -> ClassWeightsMixin -> LayerLRMixin -> FreezeMixin -> RecipeRecordMixin
-    -> DetectionTrainer
+    -> <task trainer>
 
 Every mixin calls ``super()`` in its hook, so overrides of the same hook chain (``set_model_attributes`` runs
 RecipeRecord first, then Freeze). F1 logging sits outside Fitness so the recipe's fitness can read the F1 that the
@@ -24,6 +26,7 @@ from yolocustom.features.freeze import FreezeMixin
 from yolocustom.features.layer_lr import LayerLRMixin
 from yolocustom.features.recipe_record import RecipeRecordMixin
 from yolocustom.recipe import Recipe, validate_recipe
+from yolocustom.tasks import TASKS, resolve_task
 
 FEATURE_ORDER: tuple[tuple[str, type], ...] = (
     ("f1_logging", F1LoggingMixin),
@@ -34,30 +37,35 @@ FEATURE_ORDER: tuple[tuple[str, type], ...] = (
 )
 
 
-def build_trainer(recipe: Recipe | dict[str, Any]) -> type[DetectionTrainer]:
-    """Build a trainer class with exactly the recipe's enabled features.
+def build_trainer(recipe: Recipe | dict[str, Any], task: str | None = None) -> type[DetectionTrainer]:
+    """Build a trainer class over the task's Ultralytics trainer with exactly the recipe's enabled features.
 
     The class carries the resolved recipe as plain data (``yc_recipe_data``), so it survives Ultralytics' DDP launcher
     (which cloudpickles the class into a fresh interpreter) and can be rebuilt from a checkpoint alone.
 
     Args:
         recipe (Recipe | dict): A validated recipe, or recipe data to validate.
+        task (str, optional): The task, when already known (e.g. read from the checkpoint being resumed); by default
+            the model's, checked against the recipe (``tasks.resolve_task``).
 
     Returns:
         (type[DetectionTrainer]): Use it as ``YOLO(recipe.model).train(data=..., trainer=cls)``.
     """
     if not isinstance(recipe, Recipe):
         recipe = validate_recipe(recipe)
+    spec = TASKS[task or resolve_task(recipe)]
+    base = spec.trainer_class()
     enabled = recipe.features.enabled()
     mixins = [mixin for name, mixin in FEATURE_ORDER if name in enabled]
     suffix = "".join(name.title().replace("_", "") for name, _ in FEATURE_ORDER if name in enabled)
     namespace = {
         "yc_recipe_data": recipe.resolved_dict(),
         "yc_features": tuple(name for name, _ in FEATURE_ORDER if name in enabled),
+        "yc_task": spec.name,
         "__module__": __name__,
-        "__doc__": f"DetectionTrainer with yolocustom features: {', '.join(enabled) or 'none'}.",
+        "__doc__": f"{spec.trainer_name} with yolocustom features: {', '.join(enabled) or 'none'}.",
     }
-    return type(f"YoloCustomTrainer{suffix}", (*mixins, RecipeRecordMixin, DetectionTrainer), namespace)
+    return type(f"YoloCustomTrainer{suffix}", (*mixins, RecipeRecordMixin, base), namespace)
 
 
 def train_overrides(recipe: Recipe) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Count instances per class over YOLO label files, exactly as Ultralytics' ``YOLODataset`` would load them.
 
 Only the label text files are read; images are never decoded. The per-file rules are those of Ultralytics 8.4's
-``ultralytics.data.utils.verify_image_label`` for a box task (``detect``):
+``ultralytics.data.utils.verify_image_label``. They are the same for detect, segment and obb (``use_keypoints`` is
+False; a polygon row becomes its box, a 9-value obb row is a 4-point polygon); for pose (``task="pose"``) every row
+must hold ``5 + nkpt * ndim`` values and there is no polygon handling. For a box task:
 
 * an image without a label file, or with an empty one, is a *background* (kept, no instances);
 * rows are whitespace-split lines of the UTF-8 file (a byte-order mark, CRLF endings and blank lines are fine);
@@ -15,11 +17,19 @@ Only the label text files are read; images are never decoded. The per-file rules
 The fast path reads a chunk of files, finds the line structure of all ASCII files at once with NumPy, converts every
 value with one NumPy call (the same string-to-float32 conversion Ultralytics uses) and checks them vectorised. Any file
 it cannot vouch for is re-checked by :func:`verify_label_file`, a line-by-line port of Ultralytics' code, which is
-authoritative and also supplies the rejection reason in Ultralytics' words.
+authoritative and also supplies the rejection reason in Ultralytics' words. Polygon rows (segment, obb) and keypoint
+rows (pose) get the same treatment in :func:`_count_rows`: one conversion per chunk, each polygon reduced to its box
+with Ultralytics' float32 arithmetic, then the same vectorised checks; files with a repeated class and box go to the
+exact checker, which compares their polygons as Ultralytics does.
 
 When a valid Ultralytics label cache (``labels/<split>.cache``) exists for the same files, its labels are used instead
 (same version and hash checks as ``YOLODataset.get_labels``). Cache files are NumPy pickles, loaded exactly as
 Ultralytics loads them, so the same trust applies.
+
+Segment and obb datasets must give a polygon for every instance: Ultralytics refuses the whole dataset otherwise
+(``YOLODataset.verify_labels``), so the scan also records which kept files hold plain box rows
+(:attr:`LabelCounts.box_files`); :func:`check_task_labels` turns that, a pose dataset without ``kpt_shape`` and keypoint
+rows of the wrong width into one clear error before any model is built.
 
 Known divergence from Ultralytics when scanning (not when a valid cache is used): images are not opened, so an image
 that exists but is corrupt (a zero-byte file included), not an image, or smaller than 10 pixels is counted here while
@@ -46,6 +56,8 @@ from yolocustom.datasets import img2label_paths, ultralytics_root
 if TYPE_CHECKING:
     import numpy as np
 
+    from yolocustom.datasets import DatasetSpec
+
 CHUNK_SIZE = 2000
 """Label files per unit of work (one NumPy conversion, one progress step)."""
 SCAN_SECONDS_PER_FILE = 12e-6
@@ -53,6 +65,8 @@ SCAN_SECONDS_PER_FILE = 12e-6
 POOL_STARTUP_SECONDS = 0.5
 """Rough cost of starting a worker pool from a fresh process; automatic parallelism must save more than this."""
 _READ_SIZE = 1 << 16
+BOX_FILES_KEPT = 5
+"""Box-format label files named in :class:`LabelCounts` (the count is exact; names are for messages)."""
 
 
 @dataclass
@@ -69,6 +83,9 @@ class LabelCounts:
         duplicates (int): Duplicate rows dropped.
         source (str): ``"scan"`` or ``"cache"`` (a valid Ultralytics ``.cache`` file was used).
         cache_file (str | None): The Ultralytics cache file that was used, if any.
+        box_files (list[str]): Up to :data:`BOX_FILES_KEPT` kept label files whose instances are plain boxes (no
+            polygon), which a segment or obb dataset may not have.
+        box_file_count (int): How many such files there are.
     """
 
     counts: list[int]
@@ -80,6 +97,8 @@ class LabelCounts:
     duplicates: int = 0
     source: str = "scan"
     cache_file: str | None = None
+    box_files: list[str] = field(default_factory=list)
+    box_file_count: int = 0
 
 
 @dataclass
@@ -92,6 +111,14 @@ class _Partial:
     label_files: int = 0
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    box_files: list[str] = field(default_factory=list)
+    box_file_count: int = 0
+
+    def add_box_file(self, lb_file: str) -> None:
+        """Record a kept file of plain box rows (keeping only the first few names)."""
+        self.box_file_count += 1
+        if len(self.box_files) < BOX_FILES_KEPT:
+            self.box_files.append(lb_file)
 
 
 def count_labels(
@@ -102,6 +129,7 @@ def count_labels(
     *,
     kpt_shape: Sequence[int] | None = None,
     use_cache: bool = True,
+    task: str = "detect",
 ) -> LabelCounts:
     """Count instances per class over the label files of ``image_files``.
 
@@ -119,6 +147,8 @@ def count_labels(
         kpt_shape (Sequence[int] | None): The dataset's ``kpt_shape``; pose rows are trimmed to their box as
             Ultralytics does for a box task. Also part of the cache hash.
         use_cache (bool): Use Ultralytics' ``labels/*.cache`` when it is valid for these files.
+        task (str): ``detect``, ``segment``, ``obb`` (the same per-file rules) or ``pose`` (keypoint rows of
+            ``kpt_shape``'s width; its cache is separate, as in Ultralytics).
 
     Returns:
         (LabelCounts): Counts, image and background totals, and the rejected label files with reasons.
@@ -128,13 +158,18 @@ def count_labels(
     """
     if nc < 1:
         raise ValueError(f"nc must be >= 1, got {nc}")
+    keypoint = task == "pose"
+    if keypoint and (kpt_shape is None or len(kpt_shape) < 2):
+        raise ValueError("task 'pose' needs the dataset's kpt_shape")
     im_files = [os.fspath(p) for p in image_files]
     lb_files = img2label_paths(im_files)
     kpt = (int(kpt_shape[0]), int(kpt_shape[1])) if kpt_shape is not None and len(kpt_shape) >= 2 else (0, 0)
     if not im_files:
         return LabelCounts(counts=[0] * nc)
     if use_cache:
-        cached = _counts_from_cache(im_files, lb_files, nc, list(kpt_shape) if kpt_shape is not None else None)
+        cached = _counts_from_cache(
+            im_files, lb_files, nc, list(kpt_shape) if kpt_shape is not None else None, keypoint
+        )
         if cached is not None:
             return cached
 
@@ -147,7 +182,7 @@ def count_labels(
     n_workers = _pick_workers(workers, len(lb_files), len(chunks))
     with _progress_reporter(progress, len(lb_files)) as report:
         done = 0
-        for part, size in _run_chunks(lb_files, chunks, nc, kpt, n_workers):
+        for part, size in _run_chunks(lb_files, chunks, nc, kpt, n_workers, keypoint):
             _merge(total, part)
             done += size
             report(done, len(lb_files))
@@ -160,43 +195,58 @@ def count_labels(
         rejected=total.rejected,
         label_files=total.label_files,
         duplicates=total.duplicates,
+        box_files=total.box_files,
+        box_file_count=total.box_file_count,
     )
 
 
-def verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None = None) -> tuple[list[int] | None, str]:
+def verify_label_file(
+    lb_file: str, nc: int, kpt_shape: Sequence[int] | None = None, keypoint: bool = False
+) -> tuple[list[int] | None, str]:
     """Check one label file with Ultralytics' exact rules (a port of ``verify_image_label``'s label part).
 
     Args:
         lb_file (str): Label file path.
         nc (int): Number of classes.
         kpt_shape (Sequence[int] | None): The dataset's ``kpt_shape``, if any.
+        keypoint (bool): Read it for the pose task (rows of ``5 + nkpt * ndim`` values).
 
     Returns:
         (tuple[list[int] | None, str]): The class id of each kept instance (empty for a background) and a note (the
             duplicate-rows message, or ``"missing"`` when there is no label file); or ``None`` and the reason
             Ultralytics gives when it rejects the file as corrupt.
     """
+    classes, note, _ = verify_label(lb_file, nc, kpt_shape, keypoint)
+    return classes, note
+
+
+def verify_label(
+    lb_file: str, nc: int, kpt_shape: Sequence[int] | None = None, keypoint: bool = False
+) -> tuple[list[int] | None, str, bool]:
+    """:func:`verify_label_file`, also saying whether the kept instances carry polygons (segment format)."""
     import contextvars
 
     # Ultralytics runs this check in ThreadPool workers, whose fresh context holds NumPy's default print options
     # (Ultralytics changes them for the main thread). Messages show arrays, so run in a fresh context too.
-    return contextvars.Context().run(_verify_label_file, lb_file, nc, kpt_shape)
+    return contextvars.Context().run(_verify_label_file, lb_file, nc, kpt_shape, keypoint)
 
 
-def _verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None) -> tuple[list[int] | None, str]:
-    """Implement :func:`verify_label_file`."""
+def _verify_label_file(
+    lb_file: str, nc: int, kpt_shape: Sequence[int] | None, keypoint: bool
+) -> tuple[list[int] | None, str, bool]:
+    """Implement :func:`verify_label`."""
     import numpy as np
 
     nkpt, ndim = (int(kpt_shape[0]), int(kpt_shape[1])) if kpt_shape is not None and len(kpt_shape) >= 2 else (0, 0)
+    segments: list[Any] = []
     try:
         if not os.path.isfile(lb_file):
-            return [], "missing"
+            return [], "missing", False
         with open(lb_file, encoding="utf-8-sig") as f, np.errstate(over="ignore"):  # '1e40' -> inf, then rejected
             lb: Any = [x.split() for x in f.read().strip().splitlines() if x.strip()]
-            if nkpt:  # pose labels for a box task: keep the box, drop the keypoints
+            if nkpt and not keypoint:  # pose labels for a box task: keep the box, drop the keypoints
                 lb = [x[:5] if len(x) == 5 + nkpt * ndim else x for x in lb]
-            segments: list[Any] = []
-            if any(len(x) > 6 for x in lb):  # segment format
+            if any(len(x) > 6 for x in lb) and not keypoint:  # segment format
                 assert not any(len(x) == 5 for x in lb), "labels mix segment and detection rows"
                 classes = np.array([x[0] for x in lb], dtype=np.float32)
                 segments = [np.array(x[1:], dtype=np.float32).reshape(-1, 2) for x in lb]
@@ -204,8 +254,12 @@ def _verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None) -
             lb = np.array(lb, dtype=np.float32)
         note = ""
         if nl := len(lb):
-            assert lb.shape[1] == 5, f"labels require 5 columns, {lb.shape[1]} columns detected"
-            points = lb[:, 1:]
+            if keypoint:
+                assert lb.shape[1] == (5 + nkpt * ndim), f"labels require {(5 + nkpt * ndim)} columns each"
+                points = lb[:, 5:].reshape(-1, ndim)[:, :2]
+            else:
+                assert lb.shape[1] == 5, f"labels require 5 columns, {lb.shape[1]} columns detected"
+                points = lb[:, 1:]
             assert points.max() <= 1.01, f"non-normalized or out of bounds coordinates {points[points > 1.01]}"
             lb_min = lb.min()
             assert lb_min >= 0 or (lb_min >= -0.01 and lb[:, 3:5].min() >= 0), f"negative label values {lb[lb < 0]}"
@@ -223,9 +277,9 @@ def _verify_label_file(lb_file: str, nc: int, kpt_shape: Sequence[int] | None) -
             if len(i) < nl:
                 lb = lb[i]
                 note = f"{nl - len(i)} duplicate labels removed"
-        return [int(c) for c in lb[:, 0]] if len(lb) else [], note
+        return ([int(c) for c in lb[:, 0]] if len(lb) else []), note, bool(segments)
     except Exception as e:  # Ultralytics rejects the image on any error here, and so do we
-        return None, str(e)
+        return None, str(e), False
 
 
 def _segments2boxes(segments: list[np.ndarray]) -> np.ndarray:
@@ -285,13 +339,14 @@ def _image_error(im_file: str) -> str:
     return f"cannot identify image file '{im_file}'"
 
 
-def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
+def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int], keypoint: bool = False) -> _Partial:
     """Scan one chunk of label files (their images already checked); see the module docstring for the rules.
 
     Args:
         lb_files (list[str]): Label paths.
         nc (int): Number of classes.
         kpt (tuple[int, int]): ``(nkpt, ndim)``, ``(0, 0)`` without keypoints.
+        keypoint (bool): Pose task: every file goes to the exact checker (rows of ``5 + nkpt * ndim`` values).
 
     Returns:
         (_Partial): This chunk's totals.
@@ -304,6 +359,7 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
     plain_idx: list[int] = []  # ASCII files, tokenised together with NumPy
     plain: list[bytes] = []
     other: list[tuple[int, bytes]] = []  # everything else (BOM, other UTF-8, keypoints): tokenised file by file
+    rows_fixed: list[tuple[int, bytes]] = []  # pose task: keypoint rows, checked by _count_rows
     backgrounds = 0
     os_open, os_read, os_close, rdonly, size = os.open, os.read, os.close, os.O_RDONLY, _READ_SIZE  # hot loop
     for i, lb in enumerate(lb_files):
@@ -327,7 +383,9 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
             continue
         finally:
             os_close(fd)
-        if data.isascii() and not nkpt:
+        if keypoint:
+            rows_fixed.append((i, data))
+        elif data.isascii() and not nkpt:
             plain_idx.append(i)
             plain.append(data)
         else:
@@ -342,6 +400,14 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
         _tokenize_ascii(plain_idx, plain, out, fast, nrows, tokens, slow)
     if other:
         _tokenize_text(other, kpt, out, fast, nrows, tokens, slow)
+    if rows_fixed:
+        _count_rows(rows_fixed, nc, out, slow, pose_width=5 + kpt[0] * kpt[1], ndim=kpt[1])
+    elif slow and not nkpt:  # files that are not 5-value rows: polygon rows get a vectorised check too
+        raw = dict(zip(plain_idx, plain, strict=True))
+        raw.update(other)
+        tried = [(i, raw[i]) for i in slow if i in raw]
+        slow = [i for i in slow if i not in raw]
+        _count_rows(tried, nc, out, slow)
 
     if fast:
         arr = _to_float32(tokens, nrows)
@@ -360,16 +426,23 @@ def _scan_chunk(lb_files: list[str], nc: int, kpt: tuple[int, int]) -> _Partial:
             fast, nrows = ok_idx, ok_rows
             arr = np.concatenate(parts) if parts else np.zeros((0, 5), np.float32)
         if fast:
+            n_slow = len(slow)
             _count_fast(arr, np.asarray(fast), np.asarray(nrows), nc, out, slow)
+            failed = set(slow[n_slow:])
+            for i in fast:  # every row of a fast file is a box row
+                if i not in failed:
+                    out.add_box_file(lb_files[i])
 
     for i in slow:
-        classes, note = verify_label_file(lb_files[i], nc, kpt if nkpt else None)
+        classes, note, polygons = verify_label(lb_files[i], nc, kpt if nkpt else None, keypoint)
         if classes is None:
             out.rejected.append((lb_files[i], note))
             continue
         out.images += 1
         if note != "missing":
             out.label_files += 1
+        if classes and not polygons:
+            out.add_box_file(lb_files[i])
         if not classes:
             out.backgrounds += 1
         for c in classes:
@@ -493,6 +566,78 @@ def _tokenize_text(
             slow.append(i)
 
 
+def _count_rows(
+    files: list[tuple[int, bytes]], nc: int, out: _Partial, slow: list[int], pose_width: int = 0, ndim: int = 0
+) -> None:
+    """Vectorised check of polygon rows (a box task) or keypoint rows (pose, ``pose_width`` values each).
+
+    A file qualifies when every row is a polygon (more than 6 values, an odd count: class + x, y pairs) or, for pose,
+    holds exactly ``pose_width`` values. Each polygon becomes its box with Ultralytics' float32 arithmetic
+    (``segments2boxes`` then ``xyxy2xywh``), then the rows go through :func:`_count_fast`. Anything else, a value
+    that is not a number included, is left to the exact checker.
+    """
+    import numpy as np
+
+    bom = b"\xef\xbb\xbf"
+    idx: list[int] = []
+    nrows: list[int] = []
+    cls_tok: list[str] = []
+    val_tok: list[str] = []
+    npts: list[int] = []
+    for i, raw in files:
+        data = raw[3:] if raw.startswith(bom) else raw  # what decoding as 'utf-8-sig' does
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            slow.append(i)
+            continue
+        rows = [r for x in text.splitlines() if (r := x.split())]
+        if not rows:  # empty label file: background
+            out.images += 1
+            out.backgrounds += 1
+            out.label_files += 1
+            continue
+        polygon_rows = all(len(r) > 6 and len(r) % 2 for r in rows)  # class + (x, y) pairs, more than 6 values
+        if not (all(len(r) == pose_width for r in rows) if pose_width else polygon_rows):
+            slow.append(i)
+            continue
+        idx.append(i)
+        nrows.append(len(rows))
+        for r in rows:
+            cls_tok.append(r[0])
+            val_tok.extend(r[1:])
+            npts.append((len(r) - 1) // 2)
+    if not idx:
+        return
+    try:
+        with np.errstate(all="ignore"):  # '1e40' overflows to inf and is then rejected, silently as in Ultralytics
+            cls = np.array(cls_tok, dtype=np.float32)
+            vals = np.array(val_tok, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError):
+        slow.extend(idx)
+        return
+    if pose_width:
+        arr = np.concatenate((cls[:, None], vals.reshape(len(cls), pose_width - 1)), axis=1)
+    else:
+        starts = np.zeros(len(npts), dtype=np.int64)
+        np.cumsum(npts[:-1], out=starts[1:])
+        xs, ys = vals[0::2], vals[1::2]
+        with np.errstate(invalid="ignore"):
+            x1, x2 = np.minimum.reduceat(xs, starts), np.maximum.reduceat(xs, starts)
+            y1, y2 = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
+            arr = np.stack((cls, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), axis=1)
+    _count_fast(
+        arr,
+        np.asarray(idx),
+        np.asarray(nrows),
+        nc,
+        out,
+        slow,
+        kpt_ndim=ndim if pose_width else 0,
+        polygons=not pose_width,
+    )
+
+
 def _read_rest(fd: int, head: bytes) -> bytes:
     """Read the rest of a file whose first ``_READ_SIZE`` bytes are ``head``."""
     parts = [head]
@@ -512,17 +657,40 @@ def _to_float32(tokens: list[str], nrows: list[int]) -> np.ndarray | None:
         return None
 
 
-def _count_fast(arr: np.ndarray, fast: np.ndarray, nrows: np.ndarray, nc: int, out: _Partial, slow: list[int]) -> None:
-    """Check box rows of many files at once and add the valid files' classes to ``out``.
+def _count_fast(
+    arr: np.ndarray,
+    fast: np.ndarray,
+    nrows: np.ndarray,
+    nc: int,
+    out: _Partial,
+    slow: list[int],
+    *,
+    kpt_ndim: int = 0,
+    polygons: bool = False,
+) -> None:
+    """Check label rows of many files at once and add the valid files' classes to ``out``.
 
     Files that fail any check are appended to ``slow`` so the exact checker rejects them with Ultralytics' message.
+
+    Args:
+        arr (np.ndarray): ``(rows, 5)`` float32 ``cls x y w h`` (boxes, or the boxes of polygons), or pose rows
+            ``(rows, 5 + nkpt * ndim)``.
+        fast (np.ndarray): Chunk index of each file.
+        nrows (np.ndarray): Rows of each file.
+        nc (int): Number of classes.
+        out (_Partial): Receives the counts.
+        slow (list[int]): Receives the files the exact checker must decide.
+        kpt_ndim (int): Pose rows: the coordinate check covers the keypoints' x, y (as Ultralytics), not the box.
+        polygons (bool): Rows are polygons' boxes: a repeated box may come from distinct polygons, so files with one
+            go to the exact checker.
     """
     import numpy as np
 
     starts = np.zeros(len(nrows), dtype=np.int64)
     np.cumsum(nrows[:-1], out=starts[1:])
+    points = arr[:, 5:].reshape(len(arr), -1, kpt_ndim)[:, :, :2].reshape(len(arr), -1) if kpt_ndim else arr[:, 1:]
     with np.errstate(invalid="ignore"):
-        pmax = np.maximum.reduceat(arr[:, 1:].max(axis=1), starts)
+        pmax = np.maximum.reduceat(points.max(axis=1), starts)
         lmin = np.minimum.reduceat(arr.min(axis=1), starts)
         whmin = np.minimum.reduceat(arr[:, 3:5].min(axis=1), starts)
         cls = arr[:, 0]
@@ -534,10 +702,20 @@ def _count_fast(arr: np.ndarray, fast: np.ndarray, nrows: np.ndarray, nc: int, o
         keep_rows = np.repeat(good, nrows)
         arr = arr[keep_rows]
         nrows = nrows[good]
+        fast = fast[good]
     if not len(nrows):
         return
     file_of_row = np.repeat(np.arange(len(nrows), dtype=np.uint64), nrows)
-    dup_cls = _duplicate_classes(arr, file_of_row)
+    dup_rows = _duplicate_rows(arr, file_of_row)
+    if polygons and len(dup_rows):  # same class and box: the exact checker compares the polygons
+        files = np.unique(file_of_row[dup_rows])
+        slow.extend(int(i) for i in fast[files.astype(np.int64)])
+        keep = ~np.isin(file_of_row, files)
+        arr, nrows = arr[keep], np.delete(nrows, files.astype(np.int64))
+        dup_rows = dup_rows[:0]
+        if not len(nrows):
+            return
+    dup_cls = arr[dup_rows, 0].astype(np.int64)
     classes = arr[:, 0].astype(np.int64)
     counts = np.bincount(classes, minlength=nc)
     if len(dup_cls):
@@ -549,14 +727,14 @@ def _count_fast(arr: np.ndarray, fast: np.ndarray, nrows: np.ndarray, nc: int, o
     out.label_files += len(nrows)
 
 
-def _duplicate_classes(arr: np.ndarray, file_of_row: np.ndarray) -> np.ndarray:
-    """Return the class id of every row that repeats an earlier row of the same file (equal as float32 values)."""
+def _duplicate_rows(arr: np.ndarray, file_of_row: np.ndarray) -> np.ndarray:
+    """Return the index of every row that repeats an earlier row of the same file (equal as float32 values)."""
     import numpy as np
 
     norm = arr + np.float32(0.0)  # -0.0 becomes 0.0: NumPy's unique() treats them as equal
     words = np.ascontiguousarray(norm).view(np.uint32).astype(np.uint64)
     h = file_of_row * np.uint64(0x9E3779B97F4A7C15)
-    for k in range(5):
+    for k in range(arr.shape[1]):
         h = (h ^ words[:, k]) * np.uint64(0x100000001B3)
     order = np.argsort(h, kind="stable")
     hs = h[order]
@@ -570,7 +748,7 @@ def _duplicate_classes(arr: np.ndarray, file_of_row: np.ndarray) -> np.ndarray:
     for r in sorted(cand.tolist()):
         key = (int(file_of_row[r]), *norm[r].tolist())
         if key in seen:
-            dups.append(int(norm[r, 0]))
+            dups.append(r)
         else:
             seen.add(key)
     return np.asarray(dups, dtype=np.int64)
@@ -585,6 +763,8 @@ def _merge(total: _Partial, part: _Partial) -> None:
     total.label_files += part.label_files
     total.duplicates += part.duplicates
     total.rejected.extend(part.rejected)
+    total.box_file_count += part.box_file_count
+    total.box_files.extend(part.box_files[: BOX_FILES_KEPT - len(total.box_files)])
 
 
 def _pick_workers(workers: int | None, n_files: int, n_chunks: int) -> int:
@@ -629,6 +809,7 @@ def _run_chunks(
     nc: int,
     kpt: tuple[int, int],
     n_workers: int,
+    keypoint: bool = False,
 ) -> Iterator[tuple[_Partial, int]]:
     """Yield ``(partial result, files in chunk)`` for every chunk, in a process pool when ``n_workers > 1``.
 
@@ -651,7 +832,9 @@ def _run_chunks(
             ctx = mp.get_context("spawn")
         try:
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_scan_chunk, lb_files[a:b], nc, kpt): k for k, (a, b) in enumerate(chunks)}
+                futures = {
+                    pool.submit(_scan_chunk, lb_files[a:b], nc, kpt, keypoint): k for k, (a, b) in enumerate(chunks)
+                }
                 for fut in as_completed(futures):
                     k = futures[fut]
                     part = fut.result()
@@ -661,7 +844,7 @@ def _run_chunks(
             pass  # fall through: scan what is left here
     for k in list(pending):
         a, b = chunks[k]
-        yield _scan_chunk(lb_files[a:b], nc, kpt), b - a
+        yield _scan_chunk(lb_files[a:b], nc, kpt, keypoint), b - a
 
 
 class _progress_reporter:  # noqa: N801 - used like a function in a with-statement
@@ -719,14 +902,17 @@ def cache_path_for(label_files: Sequence[str]) -> Path:
     return Path(label_files[0]).parent.with_suffix(".cache")
 
 
-def cache_hash(im_files: Sequence[str], lb_files: Sequence[str], nc: int, kpt_shape: list[int] | None) -> str:
-    """Return the hash ``YOLODataset.get_cache_hash`` computes for a box task (``single_cls=False``).
+def cache_hash(
+    im_files: Sequence[str], lb_files: Sequence[str], nc: int, kpt_shape: list[int] | None, keypoint: bool = False
+) -> str:
+    """Return the hash ``YOLODataset.get_cache_hash`` computes (``single_cls=False``).
 
     Args:
         im_files (Sequence[str]): Image paths.
         lb_files (Sequence[str]): Label paths.
         nc (int): Number of classes.
         kpt_shape (list[int] | None): The dataset YAML's ``kpt_shape``.
+        keypoint (bool): ``use_keypoints`` (the pose task); detect, segment and obb share one cache.
 
     Returns:
         (str): Hex SHA-256 over paths, sizes and modification times, plus the scan settings.
@@ -734,7 +920,7 @@ def cache_hash(im_files: Sequence[str], lb_files: Sequence[str], nc: int, kpt_sh
     import hashlib
 
     h = hashlib.sha256()
-    for p in [*lb_files, *im_files, str((False, nc, kpt_shape, False))]:
+    for p in [*lb_files, *im_files, str((keypoint, nc, kpt_shape, False))]:
         h.update(os.fsencode(p))
         h.update(b"\0")
         try:
@@ -752,7 +938,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _counts_from_cache(
-    im_files: list[str], lb_files: list[str], nc: int, kpt_shape: list[int] | None
+    im_files: list[str], lb_files: list[str], nc: int, kpt_shape: list[int] | None, keypoint: bool = False
 ) -> LabelCounts | None:
     """Return counts from a valid Ultralytics label cache for exactly these files, or None."""
     path = cache_path_for(lb_files)
@@ -771,7 +957,7 @@ def _counts_from_cache(
             cache = np.load(str(path), allow_pickle=True).item()
         finally:
             gc.enable()
-        if cache["version"] != version or cache["hash"] != cache_hash(im_files, lb_files, nc, kpt_shape):
+        if cache["version"] != version or cache["hash"] != cache_hash(im_files, lb_files, nc, kpt_shape, keypoint):
             return None
         labels = cache["labels"]
         per_image = [np.asarray(lb["cls"]).reshape(-1) for lb in labels]
@@ -779,9 +965,11 @@ def _counts_from_cache(
         classes = np.concatenate(per_image).astype(np.int64) if per_image else np.zeros(0, np.int64)
         counts = np.bincount(classes, minlength=nc)[:nc]
         found = int(cache.get("results", (0,))[0])
+        box_files = [lb["im_file"] for lb in labels if len(lb["cls"]) and not len(lb.get("segments") or [])]
     except Exception:  # unreadable, stale or foreign: Ultralytics would rescan, so do we
         return None
     lb_of_im = dict(zip(im_files, lb_files, strict=True))
+    box_lb = [lb_of_im.get(im, im) for im in box_files]
     rejected = []
     for msg in cache.get("msgs", []):
         head, mark, reason = str(msg).partition(_CORRUPT_MARK)
@@ -796,6 +984,8 @@ def _counts_from_cache(
         label_files=found,
         source="cache",
         cache_file=str(path),
+        box_files=box_lb[:BOX_FILES_KEPT],
+        box_file_count=len(box_lb),
     )
 
 
@@ -805,3 +995,92 @@ def _label_from_message(head: str, lb_of_im: dict[str, str]) -> str:
         if head[k:] in lb_of_im:
             return lb_of_im[head[k:]]
     return head
+
+
+# ------------------------------------------------------------------------------------------------ task format checks
+
+
+def check_task_labels(
+    spec: DatasetSpec,
+    image_files: Sequence[str | os.PathLike[str]],
+    task: str,
+    strict_rows: bool = True,
+    **kwargs: Any,
+) -> LabelCounts:
+    """Count a split for ``task`` and refuse, with one clear error naming a file, data that task cannot train on.
+
+    Ultralytics would only fail once the model is built and the data loaders start (or silently drop every file):
+
+    * pose: the dataset YAML has no valid ``kpt_shape`` (``YOLODataset`` raises); a label row whose width is not
+      ``5 + nkpt * ndim`` (Ultralytics drops the file as corrupt; here it is an error, since it means the labels are
+      not this dataset's keypoints);
+    * segment, obb: a label file of plain box rows (``verify_labels`` refuses the whole dataset: "requires equal
+      numbers of boxes and segments").
+
+    Args:
+        spec (DatasetSpec): The dataset.
+        image_files (Sequence[str | os.PathLike]): The split's images.
+        task (str): A key of ``tasks.TASKS``.
+        strict_rows (bool): Refuse pose rows of the wrong width (training); ``False`` counts them as Ultralytics does,
+            dropping their files (``compute-weights``).
+        **kwargs: Passed on to :func:`count_labels`.
+
+    Returns:
+        (LabelCounts): The split's counts, for the task.
+
+    Raises:
+        DataError: Naming the file (the label file, or the dataset YAML for ``kpt_shape``) and the expected format.
+    """
+    from yolocustom.errors import DataError
+    from yolocustom.tasks import TASKS
+
+    info = TASKS[task]
+    kpt = spec.kpt_shape
+    if info.keypoints and not _valid_kpt_shape(kpt):
+        raise DataError(
+            f"{spec.source}: a {task} model needs 'kpt_shape: [keypoints, dims]' (dims 2 for x,y or 3 for x,y,visible)"
+            f" in the dataset YAML, e.g. 'kpt_shape: [17, 3]', found {'none' if kpt is None else kpt}"
+        )
+    counts = count_labels(image_files, spec.nc, kpt_shape=kpt, task=task, **kwargs)
+    if info.segments and counts.box_file_count:
+        article = "an" if task[0] in "aeiou" else "a"
+        raise DataError(
+            f"{counts.box_files[0]}: {article} {task} model needs rows {info.label_format}, but this file holds "
+            f"box rows 'class cx cy w h' ({counts.box_file_count} such label file(s) in {spec.source}); Ultralytics "
+            f"would stop with '{task} dataset requires equal numbers of boxes and segments'. Use {article} {task} "
+            "dataset, or a detect model"
+        )
+    if info.keypoints and strict_rows:
+        assert kpt is not None
+        width = 5 + int(kpt[0]) * int(kpt[1])
+        for file, _ in counts.rejected:
+            bad = _first_bad_width(file, width)
+            if bad is not None:
+                line, found = bad
+                raise DataError(
+                    f"{file}:{line}: a pose model with kpt_shape {list(kpt)} ({spec.source}) needs rows of "
+                    f"5 + {kpt[0]}x{kpt[1]} = {width} values ('class cx cy w h' then the keypoints), found {found}"
+                )
+    return counts
+
+
+def _valid_kpt_shape(kpt: Any) -> bool:
+    """Ultralytics' own test (``YOLODataset.__init__``): ``[nkpt > 0, ndim in {2, 3}]``."""
+    try:
+        nkpt, ndim = kpt
+        return int(nkpt) > 0 and int(ndim) in {2, 3}
+    except (TypeError, ValueError):
+        return False
+
+
+def _first_bad_width(lb_file: str, width: int) -> tuple[int, int] | None:
+    """``(line number, values)`` of the first non-blank row of ``lb_file`` that does not hold ``width`` values."""
+    try:
+        with open(lb_file, encoding="utf-8-sig") as f:
+            for n, line in enumerate(f.read().splitlines(), 1):
+                values = len(line.split())
+                if values and values != width:
+                    return n, values
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None

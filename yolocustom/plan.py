@@ -33,7 +33,9 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     out = [f"yolocustom plan for {recipe.model} on {recipe.data} (recipe sha256 {recipe.digest()[:12]})"]
     if note:
         out.append(note)
-    out += _section("Trainer", [f"{type(trainer).__name__}: {' -> '.join(mixins)} -> DetectionTrainer"])
+    base = next(c for c in type(trainer).__mro__ if not c.__module__.startswith("yolocustom"))  # the task's trainer
+    task = getattr(trainer, "yc_task", trainer.args.task)
+    out += _section("Trainer", [f"{type(trainer).__name__}: {' -> '.join(mixins)} -> {base.__name__} (task: {task})"])
 
     frozen: dict[str, int] = defaultdict(int)
     for name, p in model.named_parameters():

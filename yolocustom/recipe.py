@@ -11,15 +11,25 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from yolocustom.errors import Problem, RecipeError
+from yolocustom.tasks import check_task_name, task_problems
 from yolocustom.ultralytics_cfg import check_train_value, load_ultralytics_cfg
 from yolocustom.yaml_source import PathKey, Position, YamlSourceError, parse_document, parse_scalar, read_text
 
-FITNESS_METRICS = ("precision", "recall", "mAP50", "mAP50-95", "f1", "default")
+# A bare name means boxes (B); a suffix picks the family: (M) masks for segment, (P) keypoints for pose (see tasks.py)
+FitnessMetric = Literal[
+    "precision", "recall", "mAP50", "mAP50-95", "f1",
+    "precision(B)", "recall(B)", "mAP50(B)", "mAP50-95(B)", "f1(B)",
+    "precision(M)", "recall(M)", "mAP50(M)", "mAP50-95(M)", "f1(M)",
+    "precision(P)", "recall(P)", "mAP50(P)", "mAP50-95(P)", "f1(P)",
+    "default",
+]  # fmt: skip
+FITNESS_METRICS: tuple[str, ...] = get_args(FitnessMetric)
+TaskName = Literal["detect", "segment", "pose", "obb"]
 WeightScheme = Literal["inverse", "sqrt_inverse", "effective_number"]
 LayerSpec = Literal["backbone"] | Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=0)]]
 
@@ -32,6 +42,7 @@ OWNED_TRAIN_KEYS = {
     "resume": "use 'yolocustom train --resume [LAST_PT]' instead",
     "mode": "yolocustom always trains",
     "cfg": "put the arguments in 'train' directly; recipes don't load other config files",
+    "task": "set the top-level 'task' key instead, or leave it out: the model decides",
 }
 
 
@@ -136,12 +147,14 @@ class ClassWeightsFeature(_Feature):
 class FitnessFeature(_Feature):
     """Pick best.pt, early stopping and ``best_fitness`` by another metric or a weighted blend."""
 
-    metric: Literal["precision", "recall", "mAP50", "mAP50-95", "f1", "default"] | None = Field(
-        None, description="One metric; 'default' is whatever the installed Ultralytics uses (mAP50-95 in 8.4)."
+    metric: FitnessMetric | None = Field(
+        None,
+        description="One metric; 'default' is whatever the installed Ultralytics uses (mAP50-95 in 8.4). A bare name "
+        "is the box metric; add (M) for masks (segment) or (P) for keypoints (pose), e.g. 'mAP50-95(M)', 'f1(P)'.",
     )
-    weights: (
-        dict[Literal["precision", "recall", "mAP50", "mAP50-95", "f1", "default"], Annotated[float, Field(ge=0)]] | None
-    ) = Field(None, description="A blend: metric name -> non-negative weight; divided by the weights' sum.")
+    weights: dict[FitnessMetric, Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="A blend: metric name -> non-negative weight; divided by the weights' sum."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> FitnessFeature:
@@ -217,6 +230,11 @@ class Recipe(_Strict):
 
     version: Literal[1] = Field(1, description="Recipe format version; only 1 exists.")
     model: str = Field(..., min_length=1, description="Model YAML (e.g. yolo26n.yaml, trains from scratch) or .pt.")
+    task: TaskName | None = Field(
+        None,
+        description="detect, segment, pose or obb. Optional: the model decides (its YAML head or checkpoint); if "
+        "given, it must agree with the model.",
+    )
     data: str = Field(..., min_length=1, description="Dataset YAML path or an Ultralytics dataset name.")
     device: DeviceSpec = Field(
         "auto", description="'cpu', 'mps', a GPU index, a list of GPU indices (DDP), '0,1', or 'auto'."
@@ -232,6 +250,11 @@ class Recipe(_Strict):
         if isinstance(value, bool):  # True == 1 would slip through Literal[1]
             raise ValueError(f"expected 1, found {value!r}")
         return value
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task(cls, value: Any) -> Any:
+        return check_task_name(value)
 
     @field_validator("train", "features", mode="before")
     @classmethod
@@ -318,6 +341,7 @@ def recipe_problems(recipe: Recipe) -> list[tuple[PathKey, str]]:
     cfg = load_ultralytics_cfg()
     feats = recipe.features.enabled()
     problems = train_problems(recipe.train, set(feats))
+    problems += task_problems(recipe)
     epochs = recipe.train.get("epochs", cfg.defaults["epochs"])
     freeze = feats.get("freeze")
     if isinstance(freeze, FreezeFeature) and isinstance(epochs, int) and freeze.epochs >= epochs:
@@ -357,8 +381,6 @@ def train_problems(train: dict[Any, Any], features: set[str]) -> list[tuple[Path
                     "remove cls_pw",
                 )
             )
-        elif key == "task" and value != "detect":
-            problems.append((path, f"expected 'detect' (yolocustom builds detection trainers), found {value!r}"))
         elif key not in cfg.defaults:
             problems.append((path, f"unknown Ultralytics train argument '{key}'{_suggest(key, list(cfg.defaults))}"))
         elif (message := check_train_value(key, value)) is not None:

@@ -42,23 +42,23 @@ class TrainOutcome:
     metrics: dict[str, float]
 
 
-def preflight(recipe: Recipe) -> None:
+def preflight(recipe: Recipe, task: str = "detect") -> None:
     """Check the dataset before any compute: it resolves (downloaded first if missing and the YAML says how), both
-    splits have images, labels are readable.
+    splits have images, labels are readable and in the task's format (``label_counts.check_task_labels``).
 
     Corrupt label files are reported (Ultralytics would drop them with a warning during epoch setup); a train split
     with no usable label at all is an error.
     """
     from yolocustom.datasets import split_image_files
-    from yolocustom.label_counts import count_labels
+    from yolocustom.label_counts import check_task_labels
 
     spec = ensure_dataset(recipe.data)
     for split in ("train", "val"):
         images = split_image_files(spec, split)
         if not images:
             raise UserError(f"data: the '{split}' split of {recipe.data} has no images")
+        counts = check_task_labels(spec, images, task)
         if split == "train":
-            counts = count_labels(images, spec.nc)
             for file, reason in counts.rejected:
                 print(f"warning: label file excluded, as Ultralytics will: {file}: {reason}")
             if counts.instances == 0:
@@ -68,12 +68,12 @@ def preflight(recipe: Recipe) -> None:
                 )
 
 
-def run_folder(recipe: Recipe) -> Path:
+def run_folder(recipe: Recipe, task: str = "detect") -> Path:
     """The folder Ultralytics will train this recipe into (before ``name`` is incremented), resolved its way.
 
     A relative ``train.project`` is not relative to the working directory: Ultralytics 8.4 puts it under its
-    ``runs_dir`` setting and the task (``<runs_dir>/detect/<project>/<name>``), and an absent one means
-    ``<runs_dir>/detect/train``.
+    ``runs_dir`` setting and the task (``<runs_dir>/<task>/<project>/<name>``), and an absent one means
+    ``<runs_dir>/<task>/train``.
     """
     from types import SimpleNamespace
 
@@ -82,7 +82,7 @@ def run_folder(recipe: Recipe) -> Path:
     args = SimpleNamespace(
         project=recipe.train.get("project"),
         name=recipe.train.get("name"),
-        task="detect",
+        task=task,
         mode="train",
         exist_ok=True,  # no increment: the folder the run is named after, whether or not it exists yet
         save_dir=None,
@@ -159,9 +159,10 @@ def train(
     from ultralytics import YOLO
 
     from yolocustom.factory import build_trainer, train_overrides
+    from yolocustom.tasks import checkpoint_task, resolve_task
 
-    trainer_cls = build_trainer(recipe)
     if resume_from is not None:
+        trainer_cls = build_trainer(recipe, checkpoint_task(resume_from))
         check_output_folder(Path(resume_from).resolve().parent.parent, "--resume")
         if resume_state(resume_from).stage == "validate":
             return final_validation(trainer_cls, resume_from)
@@ -170,11 +171,13 @@ def train(
         _add_callbacks(model, callbacks)
         model.train(resume=str(resume_from), trainer=trainer_cls)
     else:
-        check_model_reference(recipe.model)
-        preflight(recipe)
-        folder = run_folder(recipe)
+        weights = resolve_model(recipe.model)  # a .pt is fetched first: its checkpoint says the task
+        task = resolve_task(recipe, weights)
+        preflight(recipe, task)
+        trainer_cls = build_trainer(recipe, task)
+        folder = run_folder(recipe, task)
         check_output_folder(folder)
-        model = YOLO(resolve_model(recipe.model))
+        model = YOLO(weights)
         _ACTIVE["model"] = model
         _add_callbacks(model, callbacks)
         model.train(trainer=trainer_cls, **train_overrides(recipe))
@@ -330,10 +333,12 @@ def dry_run(recipe: Recipe, verbose: bool = False) -> str:
 def _plan(recipe: Recipe) -> str:
     from yolocustom.factory import build_trainer, train_overrides
     from yolocustom.plan import describe_plan
+    from yolocustom.tasks import resolve_task
 
-    preflight(recipe)
     model = resolve_model(recipe.model)
-    trainer_cls = build_trainer(recipe)
+    task = resolve_task(recipe, model)
+    preflight(recipe, task)
+    trainer_cls = build_trainer(recipe, task)
     with tempfile.TemporaryDirectory(prefix="yolocustom-dry-run-") as tmp:
         overrides = train_overrides(recipe)
         device = overrides.get("device")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 JSON_KEYS: tuple[str, ...] = (
     "data",
     "split",
+    "task",
     "scheme",
     "normalize",
     "images",
@@ -85,6 +86,12 @@ def register(app: typer.Typer) -> None:
 def compute_weights(
     data: str = typer.Option(..., "--data", help="Dataset YAML path, or a bundled Ultralytics name like coco8.yaml."),
     split: str = typer.Option("train", "--split", help="Split to count: train, val, test or minival."),
+    task: str = typer.Option(
+        "detect",
+        "--task",
+        help="Label format, as that task's Ultralytics dataset reads it: detect (boxes; polygons become boxes), "
+        "segment (polygons), pose (keypoint rows of the YAML's kpt_shape) or obb (4-corner rows).",
+    ),
     scheme: SchemeChoice = typer.Option(SchemeChoice.inverse, "--scheme", help="Weighting scheme."),
     beta: float = typer.Option(DEFAULT_BETA, "--beta", help="effective_number only: beta in (0, 1)."),
     normalize: NormalizeChoice = typer.Option(NormalizeChoice.mean, "--normalize", help="mean: average weight is 1."),
@@ -101,6 +108,7 @@ def compute_weights(
     Args:
         data (str): Dataset YAML path, folder holding one, or bundled Ultralytics name.
         split (str): Split to count.
+        task (str): The task whose dataset rules apply (``tasks.TASKS``).
         scheme (SchemeChoice): Weighting scheme.
         beta (float): ``effective_number`` parameter, in (0, 1).
         normalize (NormalizeChoice): ``mean`` (average weight 1) or ``none``.
@@ -121,14 +129,19 @@ def compute_weights(
     if max_weight is not None and max_weight <= 0:
         raise typer.BadParameter(f"max weight must be > 0, got {max_weight}", param_hint="--max-weight")
 
+    from yolocustom.tasks import TASKS
+
+    if task not in TASKS:
+        raise typer.BadParameter(f"expected one of {', '.join(TASKS)}, got {task!r}", param_hint="--task")
+
     from yolocustom.datasets import split_image_paths
-    from yolocustom.label_counts import count_labels
+    from yolocustom.label_counts import check_task_labels
     from yolocustom.resolve import ensure_dataset
 
     spec = ensure_dataset(data)  # offline when the data is there; else its download:, as the trainer would
     images = split_image_paths(spec, split)
-    result = count_labels(
-        images, spec.nc, workers=workers, progress=not quiet, kpt_shape=spec.kpt_shape, use_cache=not no_cache
+    result = check_task_labels(
+        spec, images, task, strict_rows=False, workers=workers, progress=not quiet, use_cache=not no_cache
     )
     _check_counts(spec, split, images, result)
     weights = compute_class_weights(
@@ -140,7 +153,7 @@ def compute_weights(
     )
     _warn(spec, split, result, weights)
 
-    report = build_report(spec, split, scheme.value, normalize.value, result, weights)
+    report = build_report(spec, split, scheme.value, normalize.value, result, weights, task)
     if fmt is FormatChoice.table and output is None:
         render_table(report, beta=beta, max_weight=max_weight, console_out=True)
     else:
@@ -163,7 +176,13 @@ def compute_weights(
 
 
 def build_report(
-    spec: DatasetSpec, split: str, scheme: str, normalize: str, result: LabelCounts, weights: ClassWeights
+    spec: DatasetSpec,
+    split: str,
+    scheme: str,
+    normalize: str,
+    result: LabelCounts,
+    weights: ClassWeights,
+    task: str = "detect",
 ) -> dict[str, Any]:
     """Return the JSON-ready report (exactly :data:`JSON_KEYS`).
 
@@ -174,6 +193,7 @@ def build_report(
         normalize (str): Normalisation.
         result (LabelCounts): The counts.
         weights (ClassWeights): The weights.
+        task (str): The task whose label rules were applied.
 
     Returns:
         (dict[str, Any]): ``data`` is the resolved YAML path; ``names`` maps ``str(id)`` to name; ``rejected`` lists
@@ -182,6 +202,7 @@ def build_report(
     return {
         "data": spec.source,
         "split": split,
+        "task": task,
         "scheme": scheme,
         "normalize": normalize,
         "images": result.images,
@@ -215,7 +236,9 @@ def render_yaml(report: dict[str, Any], beta: float = DEFAULT_BETA, max_weight: 
     # 6 significant digits: readable, and a tiny positive weight never rounds to an invalid 0
     weights = {k: float(f"{float(w):.6g}") for k, w in zip(keys, report["weights"], strict=True)}
     header = [
-        f"# yolocustom compute-weights --data {report['data']} --split {report['split']} --scheme {report['scheme']}"
+        f"# yolocustom compute-weights --data {report['data']} --split {report['split']}"
+        + (f" --task {report['task']}" if report.get("task", "detect") != "detect" else "")
+        + f" --scheme {report['scheme']}"
         + (f" --beta {beta}" if report["scheme"] == "effective_number" else "")
         + f" --normalize {report['normalize']}"
         + (f" --max-weight {max_weight}" if max_weight is not None else ""),

@@ -1,4 +1,5 @@
-"""``yolocustom demo-data``: write the built-in, imbalanced demo detection dataset (coloured defects on grey plates).
+"""``yolocustom demo-data``: write the built-in, imbalanced demo dataset (coloured defects on grey plates), in the label
+format of any supported task (``--task detect|segment|pose|obb``).
 
 NumPy and OpenCV are imported inside the command body only, to keep CLI start-up fast.
 """
@@ -23,7 +24,10 @@ def register(app: typer.Typer) -> None:
 
 @user_errors_exit_1
 def demo_data(
-    out: Path = typer.Option(Path("datasets/shapes"), "--out", help="Dataset folder to create (or reuse)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Dataset folder to create (or reuse); default datasets/shapes, or datasets/shapes-<task>."
+    ),
+    task: str = typer.Option("detect", "--task", help="Label format: detect, segment, pose or obb."),
     n_train: int = typer.Option(600, "--n-train", min=1, help="Number of training images."),
     n_val: int = typer.Option(150, "--n-val", min=1, help="Number of validation images."),
     img_size: int = typer.Option(64, "--img-size", min=32, help="Image side in pixels; shapes scale with it."),
@@ -35,14 +39,24 @@ def demo_data(
         False, "--force", help="Regenerate over a folder previously written by demo-data (never a foreign folder)."
     ),
 ) -> None:
-    """Generate the demo dataset: 4 inspection-line defect classes, one of them rare, in YOLO detection format.
+    """Generate the demo dataset: 4 inspection-line defect classes, one of them rare, in a task's YOLO label format.
 
     A folder made with the same options is reused; anything else is refused (--force replaces only our own folder).
     """
     from yolocustom.demo_data import SPLITS, count_instances, generate_demo_dataset
+    from yolocustom.tasks import TASKS
 
+    if out is None and task in TASKS:
+        out = Path(TASKS[task].demo_folder)
     yaml_path = generate_demo_dataset(
-        out, n_train=n_train, n_val=n_val, img_size=img_size, seed=seed, rare_ratio=rare_ratio, force=force
+        out or Path(TASKS["detect"].demo_folder),  # an unknown --task is refused by the generator
+        n_train=n_train,
+        n_val=n_val,
+        img_size=img_size,
+        seed=seed,
+        rare_ratio=rare_ratio,
+        force=force,
+        task=task,
     )
     typer.echo(f"dataset: {yaml_path}")
     counts = {split: count_instances(yaml_path, split) for split in SPLITS}

@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from yolocustom.features._base import TrainerBase
-from yolocustom.features.f1_logging import F1_KEY, mean_f1
+from yolocustom.features.f1_logging import mean_f1
 from yolocustom.recipe import FitnessFeature
+from yolocustom.tasks import metric_key, parse_metric
 
-DEFAULT_FITNESS = "default (Ultralytics 8.4: mAP50-95)"
-METRIC_KEYS = {
-    "precision": "metrics/precision(B)",
-    "recall": "metrics/recall(B)",
-    "mAP50": "metrics/mAP50(B)",
-    "mAP50-95": "metrics/mAP50-95(B)",
-    "f1": F1_KEY,
-}
+DEFAULT_FITNESS = "default (Ultralytics 8.4: mAP50-95, summed over the task's families)"
 
 
 def fitness_weights(feature: FitnessFeature) -> dict[str, float]:
@@ -41,16 +35,19 @@ def compute_fitness(feature: FitnessFeature, metrics: dict[str, Any], default: f
         feature: The recipe's fitness block.
         metrics: The validator's metrics dict (``fitness`` already popped).
         default: Ultralytics' own fitness for this validation.
-        det_metrics: The validator's ``DetMetrics``, for F1 when F1 logging is off.
+        det_metrics: The validator's metrics object, for F1 when F1 logging is off.
+
+    A metric name maps to the validator's key through ``tasks.metric_key`` (``mAP50-95(M)`` -> ``metrics/mAP50-95(M)``);
+    the recipe was checked to name only families the task reports.
     """
     total = 0.0
     for name, weight in fitness_weights(feature).items():
         if name == "default":
             value = float(default)
-        elif name == "f1":
-            value = float(metrics[F1_KEY]) if F1_KEY in metrics else mean_f1(det_metrics)
-        else:
-            value = float(metrics[METRIC_KEYS[name]])
+        elif (key := metric_key(name)) in metrics:
+            value = float(metrics[key])
+        else:  # an F1 while F1 logging is off: the same mean, from the validator's per-class F1
+            value = mean_f1(det_metrics, parse_metric(name)[1])
         total += weight * value
     return total
 

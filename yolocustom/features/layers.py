@@ -8,7 +8,7 @@ from yolocustom.errors import UserError
 
 
 def resolve_layers(spec: str | int | list[int], model: Any, field: str) -> list[int]:
-    """Return sorted layer indices for ``spec`` on ``model`` (a ``DetectionModel``).
+    """Return sorted layer indices for ``spec`` on ``model`` (a ``DetectionModel`` or one of its task subclasses).
 
     ``backbone`` is read from the model's own YAML (``len(model.yaml["backbone"])``): 11 layers for yolo26n and
     yolo11n, 10 for yolov8n. Hard-coding 10 is a classic bug.
@@ -31,7 +31,7 @@ def resolve_layers(spec: str | int | list[int], model: Any, field: str) -> list[
         name = model.yaml.get("yaml_file", "the model")
         raise UserError(
             f"{field}: expected layer indices below {head} ({name} has {n_layers} layers, 0-{head}, and layer {head} "
-            f"is the detection head, which must stay trainable), found {bad[0]}"
+            f"is the head, which must stay trainable), found {bad[0]}"
         )
     return indices
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from yolocustom.errors import RecipeError
+from yolocustom.errors import Problem, RecipeError
 from yolocustom.recipe import (
     OWNED_TRAIN_KEYS,
     Features,
@@ -287,8 +287,9 @@ def _check_args(domain: str, args: Any) -> str | None:
     return None
 
 
-def _where(pos: Position | None) -> str:
-    return f"{pos}: " if pos else ""
+def _problem(pos: Position | None, field: str, message: str) -> Problem:
+    """A diagnostic at ``pos`` in the space file (``path:line:col: field: message``)."""
+    return Problem(message, field, pos.line if pos else None, pos.col if pos else None)
 
 
 def load_space(path: str | Path) -> Space:
@@ -302,52 +303,64 @@ def load_space(path: str | Path) -> Space:
     try:
         data, positions = parse_document(read_text(path))
     except YamlSourceError as e:
-        raise RecipeError(source, [f"{_where(e.position)}{e.message}"]) from None
+        raise RecipeError(source, [_problem(e.position, "", e.message)]) from None
     if not isinstance(data, dict) or not data:
         raise RecipeError(
             source,
             [
-                f"{_where(positions.get(()))}expected a mapping of dotted recipe paths to domains, e.g. "
-                f"'train.lr0: {{loguniform: [1.0e-4, 1.0e-2]}}', found {data!r}"
+                _problem(
+                    positions.get(()),
+                    "",
+                    "expected a mapping of dotted recipe paths to domains, e.g. "
+                    f"'train.lr0: {{loguniform: [1.0e-4, 1.0e-2]}}', found {data!r}",
+                )
             ],
         )
-    problems: list[str] = []
+    problems: list[Problem] = []
     params: list[Param] = []
     for key, spec in data.items():
         pos = positions.get((key,))
         if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
-            problems.append(f"{_where(pos)}expected a dotted recipe path such as train.lr0, found {key!r}")
+            problems.append(_problem(pos, "", f"expected a dotted recipe path such as train.lr0, found {key!r}"))
             continue
         if not isinstance(spec, dict) or len(spec) != 1:
             problems.append(
-                f"{_where(pos)}{key}: expected one domain, e.g. {{choice: [a, b]}} or {{loguniform: [1.0e-4, 0.1]}}, "
-                f"found {spec!r}; a fixed value belongs in the recipe"
+                _problem(
+                    pos,
+                    key,
+                    f"expected one domain, e.g. {{choice: [a, b]}} or {{loguniform: [1.0e-4, 0.1]}}, found {spec!r}; "
+                    "a fixed value belongs in the recipe",
+                )
             )
             continue
         domain, args = next(iter(spec.items()))
         dpos = positions.get((key, domain))
         if domain not in DOMAINS:
             problems.append(
-                f"{_where(dpos)}{key}: unknown domain '{domain}'{_suggest(str(domain), list(DOMAINS))} "
-                f"(expected one of: {', '.join(DOMAINS)})"
+                _problem(
+                    dpos,
+                    key,
+                    f"unknown domain '{domain}'{_suggest(str(domain), list(DOMAINS))} "
+                    f"(expected one of: {', '.join(DOMAINS)})",
+                )
             )
             continue
         if (message := _check_args(domain, args)) is not None:
-            problems.append(f"{_where(dpos)}{key}: {message}")
+            problems.append(_problem(dpos, key, message))
             continue
         try:
             kinds, options = field_kinds(tuple(key.split(".")))
         except ValueError as e:
-            problems.append(f"{_where(pos)}{key}: {e}")
+            problems.append(_problem(pos, key, str(e)))
             continue
         if (message := _domain_fits(domain, kinds, options)) is not None:
-            problems.append(f"{_where(dpos)}{key}: {message}")
+            problems.append(_problem(dpos, key, message))
             continue
         arg_positions = tuple(positions.get((key, domain, i), dpos) for i in range(len(args)))
         params.append(Param(key, domain, list(args), pos, arg_positions))
     for a, b in itertools.permutations(params, 2):
         if b.path.startswith(a.path + "."):
-            problems.append(f"{_where(b.position)}{b.path}: overlaps '{a.path}', which is swept as a whole")
+            problems.append(_problem(b.position, b.path, f"overlaps '{a.path}', which is swept as a whole"))
     if problems:
         raise RecipeError(source, problems)
     return Space(source, tuple(params))
@@ -379,12 +392,12 @@ def _value_problem(param: Param, value: Any, base: dict[str, Any]) -> str | None
     try:
         validate_recipe(apply_config(base, {param.path: value}))
     except RecipeError as e:
-        mine = [p for p in e.problems if p.startswith(f"{keys[0]}:")]
-        return mine[0].split(": ", 1)[1] if mine else None
+        mine = [p for p in e.problems if p.field.split(".")[0] == keys[0]]
+        return mine[0].message if mine else None
     return None
 
 
-def _ignored_by_auto_optimizer(space: Space, base: dict[str, Any]) -> list[str]:
+def _ignored_by_auto_optimizer(space: Space, base: dict[str, Any]) -> list[Problem]:
     """Ultralytics' ``optimizer: auto`` picks its own lr0 and momentum, so sweeping them would compare equal runs."""
     swept = {p.path: p for p in space.params}
     optimizer = swept.get("train.optimizer")
@@ -395,8 +408,12 @@ def _ignored_by_auto_optimizer(space: Space, base: dict[str, Any]) -> list[str]:
     if "auto" not in values:
         return []
     return [
-        f"{_where(swept[path].position)}{path}: swept, but train.optimizer 'auto' picks its own learning rate and "
-        f"momentum and ignores '{path.split('.')[1]}'; set train.optimizer in the recipe (e.g. SGD or AdamW)"
+        _problem(
+            swept[path].position,
+            path,
+            "swept, but train.optimizer 'auto' picks its own learning rate and momentum and ignores "
+            f"'{path.split('.')[1]}'; set train.optimizer in the recipe (e.g. SGD or AdamW)",
+        )
         for path in ("train.lr0", "train.momentum")
         if path in swept
     ]
@@ -453,7 +470,7 @@ def check_space(space: Space, base: dict[str, Any], samples: int, seed: int = 0)
     for param in space.params:
         for value, pos in param.edge_values():
             if (message := _value_problem(param, value, base)) is not None:
-                problems.append(f"{_where(pos)}{param.path}: value {value!r}: {message}")
+                problems.append(_problem(pos, param.path, f"value {value!r}: {message}"))
     if problems:
         raise RecipeError(space.source, problems)
     configs = combinations(space, samples, seed)
@@ -463,12 +480,12 @@ def check_space(space: Space, base: dict[str, Any], samples: int, seed: int = 0)
             validate_recipe(apply_config(base, config))
         except RecipeError as e:
             combo = ", ".join(f"{k}={v!r}" for k, v in config.items())
-            for problem in e.problems:  # "field: message" (validated without positions)
-                field, _, message = problem.partition(": ")
+            for problem in e.problems:  # validated without positions: the swept key's place stands in
+                field, message = problem.field, problem.message
                 culprit = next(
                     (p for path, p in by_path.items() if field == path or field.startswith(path + ".")),
                     space.params[0],
                 )
-                problems.append(f"{_where(culprit.position)}{field}: forbidden combination ({combo}): {message}")
+                problems.append(_problem(culprit.position, field, f"forbidden combination ({combo}): {message}"))
             raise RecipeError(space.source, problems) from None
     return len(configs)
