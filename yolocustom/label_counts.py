@@ -530,6 +530,33 @@ def _tokenize_ascii(
             tokens.extend(words[offsets[k] : offsets[k + 1]])
 
 
+def _count_background(out: _Partial) -> None:
+    """Count a kept image whose label file holds no instance (a background)."""
+    out.images += 1
+    out.backgrounds += 1
+    out.label_files += 1
+
+
+def _split_rows(
+    files: list[tuple[int, bytes]], out: _Partial, slow: list[int]
+) -> Iterator[tuple[int, list[list[str]]]]:
+    """Yield ``(index, rows of tokens)`` of each label file with at least one row (UTF-8 with or without BOM, any line
+    breaks); empty files are counted as backgrounds and undecodable ones left to the exact checker (``slow``)."""
+    bom = b"\xef\xbb\xbf"
+    for i, raw in files:
+        data = raw[3:] if raw.startswith(bom) else raw  # what decoding as 'utf-8-sig' does
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            slow.append(i)
+            continue
+        rows = [r for x in text.splitlines() if (r := x.split())]
+        if rows:
+            yield i, rows
+        else:
+            _count_background(out)
+
+
 def _tokenize_text(
     files: list[tuple[int, bytes]],
     kpt: tuple[int, int],
@@ -542,22 +569,10 @@ def _tokenize_text(
     """Tokenise label files one by one (UTF-8 with or without BOM, any line breaks, optional keypoint rows)."""
     nkpt, ndim = kpt
     pose_len = 5 + nkpt * ndim
-    bom = b"\xef\xbb\xbf"
-    for i, raw in files:
-        data = raw[3:] if raw.startswith(bom) else raw  # what decoding as 'utf-8-sig' does
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            slow.append(i)
-            continue
-        rows = [r for x in text.splitlines() if (r := x.split())]
+    for i, rows in _split_rows(files, out, slow):
         if nkpt:  # pose rows for a box task keep their box
             rows = [r[:5] if len(r) == pose_len else r for r in rows]
-        if not rows:  # empty label file: background
-            out.images += 1
-            out.backgrounds += 1
-            out.label_files += 1
-        elif all(len(r) == 5 for r in rows):
+        if all(len(r) == 5 for r in rows):
             fast.append(i)
             nrows.append(len(rows))
             for r in rows:
@@ -578,25 +593,12 @@ def _count_rows(
     """
     import numpy as np
 
-    bom = b"\xef\xbb\xbf"
     idx: list[int] = []
     nrows: list[int] = []
     cls_tok: list[str] = []
     val_tok: list[str] = []
     npts: list[int] = []
-    for i, raw in files:
-        data = raw[3:] if raw.startswith(bom) else raw  # what decoding as 'utf-8-sig' does
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            slow.append(i)
-            continue
-        rows = [r for x in text.splitlines() if (r := x.split())]
-        if not rows:  # empty label file: background
-            out.images += 1
-            out.backgrounds += 1
-            out.label_files += 1
-            continue
+    for i, rows in _split_rows(files, out, slow):
         polygon_rows = all(len(r) > 6 and len(r) % 2 for r in rows)  # class + (x, y) pairs, more than 6 values
         if not (all(len(r) == pose_width for r in rows) if pose_width else polygon_rows):
             slow.append(i)
