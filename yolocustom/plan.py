@@ -23,7 +23,7 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     from ultralytics.utils import DEFAULT_CFG_DICT
     from ultralytics.utils.torch_utils import unwrap_model
 
-    from yolocustom.features.class_weights import weight_table
+    from yolocustom.features.class_weights import semantics_line, weight_table
     from yolocustom.features.fitness import DEFAULT_FITNESS, fitness_formula
     from yolocustom.features.layer_lr import PART_KEY
 
@@ -73,11 +73,15 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
         )
     out += _section("Optimizer groups", lines)
 
-    weights = getattr(model, "class_weights", None)
+    weights = getattr(trainer, "yc_class_weights", None)
+    if weights is None:
+        weights = getattr(model, "class_weights", None)
     if weights is not None:
         counts = trainer.get_class_counts()
         table = weight_table(trainer.data["names"], [float(c) for c in counts], weights.tolist())
-        out += _section("Class weights (classification BCE, both heads)", table.splitlines())
+        cw = feats.get("class_weights")
+        lines = [semantics_line(cw.apply_to)] if cw is not None else []  # type: ignore[attr-defined]
+        out += _section("Class weights (classification BCE, both heads)", lines + table.splitlines())
 
     fitness = feats.get("fitness")
     formula = fitness_formula(fitness) if fitness is not None else DEFAULT_FITNESS  # type: ignore[arg-type]

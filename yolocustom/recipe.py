@@ -92,7 +92,7 @@ class F1Logging(_Feature):
 
 
 class ClassWeightsFeature(_Feature):
-    """Scale each class's classification loss, through Ultralytics' own ``model.class_weights`` hook."""
+    """Scale each class's classification loss: its positive BCE terms (``pos_weight``) or its whole BCE term."""
 
     weights: dict[int | str, Annotated[float, Field(gt=0)]] | None = Field(
         None, description="Explicit weights by class id or class name; classes not listed get 1.0."
@@ -107,6 +107,17 @@ class ClassWeightsFeature(_Feature):
         None, description="'mean' rescales so the average weight is 1. Default: mean for auto, none for weights."
     )
     max_weight: Annotated[float, Field(gt=0)] | None = Field(None, description="Cap applied after normalisation.")
+    apply_to: Literal["positives", "all"] = Field(
+        "positives",
+        description=(
+            "Which part of a class's classification BCE the weight scales. 'positives' (default): only the positive "
+            "term, exactly torch's BCEWithLogitsLoss(pos_weight=w) on Ultralytics' IoU-aware soft targets, a recall "
+            "knob for that class. 'all': the whole term, negatives included (Ultralytics' cls_pw / model.class_weights "
+            "semantics); in a dense detector almost every term is a negative, so this mostly pushes the class's "
+            "scores down. Default chosen on measurement: on the synthetic shapes set with weights {0: 2, 1: 3}, mean "
+            "of 3 seeds, mAP50 plain 0.881, positives 0.896, all 0.777 (one 'all' seed collapsed to 0.006)."
+        ),
+    )
 
     @field_validator("weights", mode="before")
     @classmethod
