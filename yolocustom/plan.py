@@ -84,7 +84,7 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
         out += _section("Class weights (classification BCE, both heads)", lines + table.splitlines())
 
     fitness = feats.get("fitness")
-    formula = fitness_formula(fitness) if fitness is not None else DEFAULT_FITNESS  # type: ignore[arg-type]
+    formula = fitness_formula(fitness, trainer.data["names"]) if fitness is not None else DEFAULT_FITNESS  # type: ignore[arg-type]
     out += _section("Fitness (best.pt, early stopping, best_fitness)", [formula])
 
     args = vars(trainer.args)

@@ -153,6 +153,28 @@ class FitnessFeature(_Feature):
     weights: (
         dict[Literal["precision", "recall", "mAP50", "mAP50-95", "f1", "default"], Annotated[float, Field(ge=0)]] | None
     ) = Field(None, description="A blend: metric name -> non-negative weight; divided by the weights' sum.")
+    classes: list[int | str] | None = Field(
+        None,
+        description=(
+            "Per-class fitness: class ids or names; each metric (of 'metric' or of every blend term) becomes its "
+            "mean over these classes, e.g. {metric: recall, classes: [crack]}. Names are checked against the "
+            "dataset before training; every class must have val instances. Not with 'default'."
+        ),
+    )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"expected a non-empty list of class ids or names, found {value!r}")
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, int | str) or (isinstance(item, int) and item < 0):
+                raise ValueError(f"expected class ids (integers >= 0) or class names, found {item!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"expected distinct classes, found duplicates in {value}")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> FitnessFeature:
@@ -162,6 +184,11 @@ class FitnessFeature(_Feature):
             )
         if self.weights is not None and sum(self.weights.values()) <= 0:
             raise ValueError(f"expected weights with a positive sum, found {dict(self.weights)}")
+        if self.classes is not None and (self.metric == "default" or (self.weights or {}).get("default", 0) > 0):
+            raise ValueError(
+                "'classes' makes each metric per-class, but 'default' is Ultralytics' global fitness; use precision, "
+                "recall, f1, mAP50 or mAP50-95 with 'classes'"
+            )
         return self
 
 

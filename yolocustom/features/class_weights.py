@@ -20,28 +20,36 @@ from yolocustom.weighting import DEFAULT_BETA, compute_class_weights, normalize_
 WEIGHTS_FILE = "class_weights.json"
 
 
+def class_id(key: int | str, names: Mapping[int, str]) -> int:
+    """The dataset's id for a class given by id or name.
+
+    Raises:
+        ValueError: For an unknown name (with a suggestion) or an id outside ``0..nc-1``.
+    """
+    if isinstance(key, int):
+        if key not in names:
+            raise ValueError(f"class id {key} is not in the dataset (expected 0..{len(names) - 1})")
+        return key
+    by_name = {name: i for i, name in names.items()}
+    if key in by_name:
+        return by_name[key]
+    hint = difflib.get_close_matches(key, list(by_name), n=1)
+    raise ValueError(
+        f"class '{key}' is not in the dataset's names"
+        + (f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(list(by_name)[:12])})")
+    )
+
+
 def map_explicit_weights(weights: Mapping[int | str, float], names: Mapping[int, str]) -> list[float]:
     """Map ``{class id or name: weight}`` onto the dataset's ids; unlisted classes get 1.0.
 
     Raises:
         ValueError: For an unknown name (with a suggestion), an id outside ``0..nc-1``, or a class given twice.
     """
-    by_name = {name: i for i, name in names.items()}
     out = [1.0] * len(names)
     seen: dict[int, int | str] = {}
     for key, weight in weights.items():
-        if isinstance(key, int):
-            if key not in names:
-                raise ValueError(f"class id {key} is not in the dataset (expected 0..{len(names) - 1})")
-            idx = key
-        elif key in by_name:
-            idx = by_name[key]
-        else:
-            hint = difflib.get_close_matches(key, list(by_name), n=1)
-            raise ValueError(
-                f"class '{key}' is not in the dataset's names"
-                + (f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(list(by_name)[:12])})")
-            )
+        idx = class_id(key, names)
         if idx in seen:
             raise ValueError(f"class {idx} ('{names[idx]}') is given twice, as {seen[idx]!r} and {key!r}")
         seen[idx] = key
