@@ -23,6 +23,7 @@ from yolocustom.features.fitness import FitnessMixin
 from yolocustom.features.freeze import FreezeMixin
 from yolocustom.features.layer_lr import LayerLRMixin
 from yolocustom.features.recipe_record import RecipeRecordMixin
+from yolocustom.features.repeat_factor import RepeatFactorSamplingMixin
 from yolocustom.recipe import Recipe, validate_recipe
 
 FEATURE_ORDER: tuple[tuple[str, type], ...] = (
@@ -31,6 +32,7 @@ FEATURE_ORDER: tuple[tuple[str, type], ...] = (
     ("class_weights", ClassWeightsMixin),
     ("layer_lr", LayerLRMixin),
     ("freeze", FreezeMixin),
+    ("repeat_factor_sampling", RepeatFactorSamplingMixin),
 )
 
 

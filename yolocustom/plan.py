@@ -83,6 +83,14 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
         lines = [semantics_line(cw.apply_to)] if cw is not None else []  # type: ignore[attr-defined]
         out += _section("Class weights (classification BCE, both heads)", lines + table.splitlines())
 
+    rfs = getattr(trainer, "yc_repeat_factors", None)
+    if rfs is not None:
+        from yolocustom.features.repeat_factor import describe
+
+        threshold = feats["repeat_factor_sampling"].threshold  # type: ignore[attr-defined]
+        lines = describe(rfs, trainer.data["names"], threshold, len(trainer.train_loader.dataset))
+        out += _section("Repeat-factor sampling (train images per epoch)", lines)
+
     fitness = feats.get("fitness")
     formula = fitness_formula(fitness, trainer.data["names"]) if fitness is not None else DEFAULT_FITNESS  # type: ignore[arg-type]
     out += _section("Fitness (best.pt, early stopping, best_fitness)", [formula])

@@ -224,6 +224,22 @@ class LayerLRFeature(_Feature):
         return _check_layers(value)
 
 
+class RepeatFactorSamplingFeature(_Feature):
+    """Repeat-factor sampling (LVIS): each epoch, images holding rare classes appear more often."""
+
+    off_placeholders: ClassVar[dict[str, Any]] = {"threshold": 0.1}
+
+    threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        ...,
+        description=(
+            "t in (0, 1]: with f_c the fraction of train images containing class c, r_c = max(1, sqrt(t / f_c)); an "
+            "image's factor is the largest r_c of its classes, and each epoch it appears floor(r) times plus once "
+            "more with probability frac(r), seeded by train.seed and the epoch. LVIS uses 0.001 on 100k images; on a "
+            "small set pick t above the rare classes' f_c (see --dry-run)."
+        ),
+    )
+
+
 class Features(_Strict):
     """Optional features; each present block switches its feature on."""
 
@@ -232,6 +248,7 @@ class Features(_Strict):
     fitness: FitnessFeature | None = None
     freeze: FreezeFeature | None = None
     layer_lr: LayerLRFeature | None = None
+    repeat_factor_sampling: RepeatFactorSamplingFeature | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -394,6 +411,10 @@ def train_problems(train: dict[Any, Any], features: set[str]) -> list[tuple[Path
                     "'train.cls_pw' and features.class_weights would both set model.class_weights and fight; "
                     "remove cls_pw",
                 )
+            )
+        elif key == "rect" and value is True and "repeat_factor_sampling" in features:
+            problems.append(
+                (path, "'train.rect' orders batches by aspect ratio and cannot shuffle, so it cannot resample either")
             )
         elif key == "task" and value != "detect":
             problems.append((path, f"expected 'detect' (yolocustom builds detection trainers), found {value!r}"))
