@@ -25,6 +25,7 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
 
     from yolocustom.features.class_weights import semantics_line, weight_table
     from yolocustom.features.fitness import DEFAULT_FITNESS, fitness_formula
+    from yolocustom.features.freeze import STAGE_KEY
     from yolocustom.features.layer_lr import PART_KEY
 
     model = unwrap_model(trainer.model)
@@ -43,15 +44,23 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     lines = [f"{layer}: {n:,} params" for layer, n in frozen.items()]
     lines.append(f"total frozen: {sum(frozen.values()):,} of {sum(p.numel() for p in model.parameters()):,} params")
     if freeze is not None:
-        lines.append(
-            f"unfreeze: layers {trainer.yc_freeze_layers} at the start of epoch {freeze.epochs + 1} (1-based) "  # type: ignore[attr-defined]
-            f"of {trainer.epochs}; '.dfl' stays frozen (Ultralytics always freezes it)"
-        )
+        for epoch, layers in trainer.yc_stages:
+            lines.append(
+                f"unfreeze: layers {layers} at the start of epoch {epoch + 1} (1-based) "
+                f"of {trainer.epochs}; '.dfl' stays frozen (Ultralytics always freezes it)"
+            )
+        ramp = freeze.ramp  # type: ignore[attr-defined]
+        if ramp is not None:
+            lines.append(
+                f"ramp: after each stage unfreezes, its layers' LR rises linearly per iteration from {ramp.start:g} x "
+                f"to 1 x their LR over {ramp.epochs:g} epochs (own optimizer groups, 'stage' column below)"
+            )
     out += _section("Frozen parameters", lines)
 
     bias_lr = trainer.args.warmup_bias_lr
     lines = [
         f"{'#':>2} {'group':<7} {'part':<9} {'tensors':>7} {'params':>10} {'lr':>10} {'warmup start':>12} {'decay':>8}"
+        + (" stage" if any(STAGE_KEY in g for g in trainer.optimizer.param_groups) else "")
     ]
     for i, g in enumerate(trainer.optimizer.param_groups):
         tag = g.get("param_group", "?")
@@ -60,6 +69,7 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
         lines.append(
             f"{i:>2} {tag:<7} {g.get(PART_KEY, '-'):<9} {len(g['params']):>7} {count:>10,} {g['initial_lr']:>10.3g} "
             f"{warm:>12.3g} {g.get('weight_decay', 0.0):>8.3g}"
+            + (f" {g[STAGE_KEY] if g[STAGE_KEY] >= 0 else '-':>5}" if STAGE_KEY in g else "")
         )
     lines.append(
         f"optimizer: {type(trainer.optimizer).__name__}, {trainer.epochs} epochs, schedule lrf={trainer.args.lrf}"

@@ -192,22 +192,98 @@ class FitnessFeature(_Feature):
         return self
 
 
+class FreezeStage(_Strict):
+    """One stage of a gradual unfreeze: these layers are frozen from the start and unfreeze at epoch ``epoch``."""
+
+    epoch: Annotated[int, Field(ge=1)] = Field(..., description="Unfreeze at the start of this epoch (0-based).")
+    layers: LayerSpec = Field(..., description="Same forms as freeze.layers.")
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any) -> Any:
+        return _check_layers(value)
+
+
+class FreezeRamp(_Strict):
+    """After a stage unfreezes, its layers' LR rises linearly per iteration from ``start`` x to 1 x its LR."""
+
+    epochs: Annotated[float, Field(gt=0)] = Field(..., description="Length of the ramp, in epochs (k).")
+    start: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.1, description="The ramp starts at this fraction of the layers' LR (s, in [0, 1))."
+    )
+
+    @field_validator("epochs", mode="before")
+    @classmethod
+    def _int_is_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class FreezeFeature(_Feature):
-    """Train with layers frozen for the first ``epochs`` epochs, then unfreeze them."""
+    """Train with layers frozen for the first ``epochs`` epochs, then unfreeze them; or unfreeze in stages."""
 
     off_placeholders: ClassVar[dict[str, Any]] = {"epochs": 1}
 
     layers: LayerSpec = Field(
         "backbone", description="'backbone' (from the model YAML), N (first N layers) or a list of layer indices."
     )
-    epochs: Annotated[int, Field(ge=1)] = Field(
-        ..., description="Frozen epochs; the layers unfreeze at the start of epoch `epochs` (0-based)."
+    epochs: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Frozen epochs; the layers unfreeze at the start of epoch `epochs` (0-based). Or use 'schedule'.",
+    )
+    schedule: list[FreezeStage] | None = Field(
+        None,
+        description=(
+            "Gradual unfreezing: [{epoch: E, layers: ...}, ...] in increasing E, no layer in two stages. Every layer "
+            "of every stage is frozen from the start; each stage unfreezes at the start of its epoch E (0-based). "
+            "{layers: L, epochs: N} is the one-stage form [{epoch: N, layers: L}]."
+        ),
+    )
+    ramp: FreezeRamp | None = Field(
+        None,
+        description=(
+            "LR warm-up of each stage after it unfreezes: its layers' LR rises linearly, per iteration, from start x "
+            "to 1 x their LR over `epochs` epochs; with layer_lr, 1 x is the backbone LR (head LR x ratio)."
+        ),
     )
 
     @field_validator("layers", mode="before")
     @classmethod
     def _layers(cls, value: Any) -> Any:
         return _check_layers(value)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> FreezeFeature:
+        if not self.enabled:
+            return self
+        if self.epochs is not None and self.schedule is not None:
+            raise ValueError("expected one of 'epochs' (with 'layers') or 'schedule' (a list of stages), found both")
+        if self.schedule is not None:  # neither: reported by recipe_problems, at the field path of 'epochs'
+            if self.layers != "backbone":  # the default stays in resolved recipes, so only another value is an error
+                raise ValueError("'layers' belongs inside each schedule stage when 'schedule' is given; remove it")
+            if not self.schedule:
+                raise ValueError("expected at least one stage in 'schedule', found []")
+            epochs = [stage.epoch for stage in self.schedule]
+            if any(b <= a for a, b in zip(epochs, epochs[1:])):
+                raise ValueError(f"expected stages in strictly increasing 'epoch' order, found epochs {epochs}")
+            seen: dict[int, int] = {}
+            for n, stage in enumerate(self.schedule):
+                if isinstance(stage.layers, str):
+                    continue  # 'backbone' is resolved from the model; the overlap check repeats at training start
+                indices = range(stage.layers) if isinstance(stage.layers, int) else stage.layers
+                for i in indices:
+                    if i in seen:
+                        raise ValueError(
+                            f"expected each layer in one stage only, found layer {i} in stages {seen[i]} and {n} "
+                            f"(epochs {epochs[seen[i]]} and {epochs[n]})"
+                        )
+                    seen[i] = n
+        return self
+
+    def stages(self) -> list[tuple[int, str | int | list[int]]]:
+        """``(unfreeze epoch, layer spec)`` per stage, in order; the one-stage form is a single stage."""
+        if self.schedule is not None:
+            return [(stage.epoch, stage.layers) for stage in self.schedule]
+        return [(self.epochs or 1, self.layers)]
 
 
 class LayerLRFeature(_Feature):
@@ -375,15 +451,28 @@ def recipe_problems(recipe: Recipe) -> list[tuple[PathKey, str]]:
     problems = train_problems(recipe.train, set(feats))
     epochs = recipe.train.get("epochs", cfg.defaults["epochs"])
     freeze = feats.get("freeze")
-    if isinstance(freeze, FreezeFeature) and isinstance(epochs, int) and freeze.epochs >= epochs:
+    if isinstance(freeze, FreezeFeature) and freeze.epochs is None and freeze.schedule is None:
         problems.append(
             (
                 ("features", "freeze", "epochs"),
-                f"expected fewer than train.epochs ({epochs}), found {freeze.epochs}: layers unfreeze at the start "
-                f"of epoch {freeze.epochs} (0-based), which a {epochs}-epoch run never reaches, so they would stay "
-                "frozen; drop the freeze feature or lower freeze.epochs",
+                "required key 'epochs' is missing (or give 'schedule', a list of stages)",
             )
         )
+    elif isinstance(freeze, FreezeFeature) and isinstance(epochs, int):
+        for n, (stage_epoch, _) in enumerate(freeze.stages()):
+            if stage_epoch < epochs:
+                continue
+            where: PathKey = ("features", "freeze", "epochs")
+            if freeze.schedule is not None:
+                where = ("features", "freeze", "schedule", n, "epoch")
+            problems.append(
+                (
+                    where,
+                    f"expected fewer than train.epochs ({epochs}), found {stage_epoch}: layers unfreeze at the start "
+                    f"of epoch {stage_epoch} (0-based), which a {epochs}-epoch run never reaches, so they would stay "
+                    f"frozen; drop the {'stage' if freeze.schedule else 'freeze feature'} or lower its epoch",
+                )
+            )
     return problems
 
 
