@@ -166,3 +166,29 @@ def test_positives_survive_resume(tmp_path: Path, coco8_yaml: Path) -> None:
     assert len(seen["heads"]) == 2 and seen["updates"] == 1  # Ultralytics' resumed E2E gain kept
     for pw in seen["heads"] + seen["ema"]:
         assert pw[22] == 4.0 and float(pw.sum()) == pytest.approx(79 + 4.0)
+
+
+@pytest.mark.parametrize(
+    ("task_model", "yaml_name", "heads"),
+    [
+        ("DetectionModel", "yolo26n.yaml", 2),
+        ("SegmentationModel", "yolo26n-seg.yaml", 2),
+        ("PoseModel", "yolo26n-pose.yaml", 2),
+        ("OBBModel", "yolo26n-obb.yaml", 2),
+        ("DetectionModel", "yolov8n.yaml", 1),
+    ],
+)
+def test_positives_reach_every_task_loss(task_model: str, yaml_name: str, heads: int) -> None:
+    """segment/pose/OBB losses (and their E2E pairs) subclass v8DetectionLoss: each head gets the pos_weight BCE."""
+    import ultralytics.nn.tasks as tasks
+    from ultralytics.cfg import get_cfg
+
+    from yolocustom.features.class_weights import apply_pos_weight, detection_losses
+
+    model = getattr(tasks, task_model)(yaml_name, nc=3, verbose=False)
+    model.args = get_cfg()
+    criterion = model.init_criterion()
+    w = torch.tensor([1.0, 2.0, 3.0])
+    assert apply_pos_weight(criterion, w) == heads
+    for head in detection_losses(criterion):
+        assert torch.equal(head.bce.pos_weight, w) and head.class_weights is None
