@@ -129,7 +129,7 @@ class FitnessMixin(TrainerBase):
     """
 
     CSV_FILES: ClassVar[tuple[str, ...]] = (*RecipeRecordMixin.CSV_FILES, PER_CLASS_METRICS_FILE)
-    PER_CLASS_FAMILY: ClassVar[str] = "box"  # which Metric member per-class values come from (seg/pose: see report)
+    PER_CLASS_FAMILY: ClassVar[str] = "box"  # Metric member read per class; a segment/pose trainer may use seg/pose
     best_fitness: float | None
     yc_fitness_classes: list[int] | None = None
     _yc_per_class: dict[int, dict[str, float]] | None = None
