@@ -331,7 +331,7 @@ NOTES: list[str] = [
     "were near ties (better weighting: val rare F1 0.0012 for `positives` against 0.0010 for `all`; best arm: "
     "`rfs+cw_positives` 0.0053 against `rfs` 0.0053). So this run does **not** show whether any arm helps a trained "
     "detector, nor which `apply_to` is better on real data; the default (`positives`) rests on the synthetic "
-    "measurement quoted in the README (mAP50 0.896 vs 0.777, 3 seeds).",
+    "measurement quoted in the README (mAP50 0.896 with pos_weight vs 0.777 whole-term, 3 seeds).",
     "",
     "What it does show: the pipeline works end to end on real data through the CLI for every arm; the sampling arms "
     "see ~1.34x the images per epoch (599.9 expected vs 448, from `--dry-run`), so they also got ~34 % more "
