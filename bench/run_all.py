@@ -603,6 +603,10 @@ def render_doc(out_dir: Path = OUT_DIR, doc: Path = DOC, quick: bool = False) ->
     body += tune_lines
     body += render_quality(data["quality"], paths["quality"])
     body += QUALITY_NOTES
+    import quality_study_aquarium  # the second edition renders its own section from its own JSON
+
+    aquarium = out_dir / ("aquarium_quality_smoke.json" if quick else "aquarium_quality.json")
+    body += quality_study_aquarium.render(_load(aquarium), aquarium)
     drills_cmd = (session.get("drills") or {}).get("command", "YOLO_OFFLINE=1 .venv/bin/python -m pytest tests/drills")
     body += render_drills(out_dir / DRILLS_XML.format(sfx=sfx), out_dir / DRILLS_JSON.format(sfx=sfx), drills_cmd)
     body += DRILL_NOTES

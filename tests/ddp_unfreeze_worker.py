@@ -35,6 +35,8 @@ class _Trainer(FreezeMixin):
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.yc_freeze_layers = [0]
+        self.yc_stages = [(1, [0])]  # one stage: layer 0, unfreezing at epoch 1
+        self.yc_unfrozen_stages: set[int] = set()
         self.freeze_layer_names = ["model.0.", ".dfl"]
         self.epoch = 1
 

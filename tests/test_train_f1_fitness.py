@@ -103,7 +103,7 @@ def test_all_features_combined(all_features_run: dict[str, Any]) -> None:
     assert all(n == 0 for n in seen["frozen"][2:])  # unfrozen from epoch 3
     for lrs in seen["lr"][1:]:  # after the first warmup step: backbone = 0.5 x head for non-bias groups
         assert lrs[0] == pytest.approx(0.5 * lrs[1]) and lrs[2] == pytest.approx(0.5 * lrs[3])
-    weights = unwrap_model(trainer.model).class_weights
+    weights = trainer.yc_class_weights
     assert float(weights.max()) == pytest.approx(4.0) or float(weights.max()) < 4.0
     assert float(weights[3]) > float(weights[0]), "the rare class must weigh more than the common one"
     ckpt = torch_load(Path(trainer.save_dir) / "weights" / "last.pt", map_location="cpu")

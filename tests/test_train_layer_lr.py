@@ -95,5 +95,6 @@ def test_dry_run_shows_groups_and_warmup(tmp_path: Path, coco8_yaml: Path) -> No
     assert " bias    backbone" in text and "0.01" in text and "0.02" in text  # backbone lr = 0.5 x 0.02
     assert "warmup_bias_lr=0.1" in text
     assert "Class weights" in text and "zebra" in text
+    assert "apply_to: positives - a weight w scales only the class's positive BCE terms" in text
     assert "Fitness" in text and "f1" in text
     assert not (tmp_path / "runs").exists(), "a dry run must not create a run folder"

@@ -4,8 +4,8 @@ The base is the trainer of the model's task (``tasks.TASKS``): ``DetectionTraine
 ``PoseTrainer`` or ``OBBTrainer``, all ``DetectionTrainer`` subclasses, so the same mixins apply. Composition order
 (MRO, outermost first) is fixed::
 
-    F1LoggingMixin -> FitnessMixin -> ClassWeightsMixin -> LayerLRMixin -> FreezeMixin -> RecipeRecordMixin
-    -> <task trainer>
+    F1LoggingMixin -> FitnessMixin -> ClassWeightsMixin -> LayerLRMixin -> FreezeMixin -> RepeatFactorSamplingMixin
+    -> RecipeRecordMixin -> <task trainer>
 
 Every mixin calls ``super()`` in its hook, so overrides of the same hook chain (``set_model_attributes`` runs
 RecipeRecord first, then Freeze). F1 logging sits outside Fitness so the recipe's fitness can read the F1 that the
@@ -25,7 +25,9 @@ from yolocustom.features.fitness import FitnessMixin
 from yolocustom.features.freeze import FreezeMixin
 from yolocustom.features.layer_lr import LayerLRMixin
 from yolocustom.features.recipe_record import RecipeRecordMixin
+from yolocustom.features.repeat_factor import RepeatFactorSamplingMixin
 from yolocustom.recipe import Recipe, validate_recipe
+from yolocustom.resolve import resolve_model
 from yolocustom.tasks import TASKS, resolve_task
 
 FEATURE_ORDER: tuple[tuple[str, type], ...] = (
@@ -34,6 +36,7 @@ FEATURE_ORDER: tuple[tuple[str, type], ...] = (
     ("class_weights", ClassWeightsMixin),
     ("layer_lr", LayerLRMixin),
     ("freeze", FreezeMixin),
+    ("repeat_factor_sampling", RepeatFactorSamplingMixin),
 )
 
 
@@ -46,14 +49,15 @@ def build_trainer(recipe: Recipe | dict[str, Any], task: str | None = None) -> t
     Args:
         recipe (Recipe | dict): A validated recipe, or recipe data to validate.
         task (str, optional): The task, when already known (e.g. read from the checkpoint being resumed); by default
-            the model's, checked against the recipe (``tasks.resolve_task``).
+            the model's (a ``.pt`` is found or downloaded first, as ``YOLO(recipe.model)`` would), checked against the
+            recipe (``tasks.resolve_task``).
 
     Returns:
         (type[DetectionTrainer]): Use it as ``YOLO(recipe.model).train(data=..., trainer=cls)``.
     """
     if not isinstance(recipe, Recipe):
         recipe = validate_recipe(recipe)
-    spec = TASKS[task or resolve_task(recipe)]
+    spec = TASKS[task or resolve_task(recipe, resolve_model(recipe.model))]
     base = spec.trainer_class()
     enabled = recipe.features.enabled()
     mixins = [mixin for name, mixin in FEATURE_ORDER if name in enabled]

@@ -23,8 +23,9 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     from ultralytics.utils import DEFAULT_CFG_DICT
     from ultralytics.utils.torch_utils import unwrap_model
 
-    from yolocustom.features.class_weights import weight_table
+    from yolocustom.features.class_weights import semantics_line, weight_table
     from yolocustom.features.fitness import DEFAULT_FITNESS, fitness_formula
+    from yolocustom.features.freeze import STAGE_KEY
     from yolocustom.features.layer_lr import PART_KEY
 
     model = unwrap_model(trainer.model)
@@ -45,15 +46,23 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     lines = [f"{layer}: {n:,} params" for layer, n in frozen.items()]
     lines.append(f"total frozen: {sum(frozen.values()):,} of {sum(p.numel() for p in model.parameters()):,} params")
     if freeze is not None:
-        lines.append(
-            f"unfreeze: layers {trainer.yc_freeze_layers} at the start of epoch {freeze.epochs + 1} (1-based) "  # type: ignore[attr-defined]
-            f"of {trainer.epochs}; '.dfl' stays frozen (Ultralytics always freezes it)"
-        )
+        for epoch, layers in trainer.yc_stages:
+            lines.append(
+                f"unfreeze: layers {layers} at the start of epoch {epoch + 1} (1-based) "
+                f"of {trainer.epochs}; '.dfl' stays frozen (Ultralytics always freezes it)"
+            )
+        ramp = freeze.ramp  # type: ignore[attr-defined]
+        if ramp is not None:
+            lines.append(
+                f"ramp: after each stage unfreezes, its layers' LR rises linearly per iteration from {ramp.start:g} x "
+                f"to 1 x their LR over {ramp.epochs:g} epochs (own optimizer groups, 'stage' column below)"
+            )
     out += _section("Frozen parameters", lines)
 
     bias_lr = trainer.args.warmup_bias_lr
     lines = [
         f"{'#':>2} {'group':<7} {'part':<9} {'tensors':>7} {'params':>10} {'lr':>10} {'warmup start':>12} {'decay':>8}"
+        + (" stage" if any(STAGE_KEY in g for g in trainer.optimizer.param_groups) else "")
     ]
     for i, g in enumerate(trainer.optimizer.param_groups):
         tag = g.get("param_group", "?")
@@ -62,6 +71,7 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
         lines.append(
             f"{i:>2} {tag:<7} {g.get(PART_KEY, '-'):<9} {len(g['params']):>7} {count:>10,} {g['initial_lr']:>10.3g} "
             f"{warm:>12.3g} {g.get('weight_decay', 0.0):>8.3g}"
+            + (f" {g[STAGE_KEY] if g[STAGE_KEY] >= 0 else '-':>5}" if STAGE_KEY in g else "")
         )
     lines.append(
         f"optimizer: {type(trainer.optimizer).__name__}, {trainer.epochs} epochs, schedule lrf={trainer.args.lrf}"
@@ -75,14 +85,26 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
         )
     out += _section("Optimizer groups", lines)
 
-    weights = getattr(model, "class_weights", None)
+    weights = getattr(trainer, "yc_class_weights", None)
+    if weights is None:
+        weights = getattr(model, "class_weights", None)
     if weights is not None:
         counts = trainer.get_class_counts()
         table = weight_table(trainer.data["names"], [float(c) for c in counts], weights.tolist())
-        out += _section("Class weights (classification BCE, both heads)", table.splitlines())
+        cw = feats.get("class_weights")
+        lines = [semantics_line(cw.apply_to)] if cw is not None else []  # type: ignore[attr-defined]
+        out += _section("Class weights (classification BCE, both heads)", lines + table.splitlines())
+
+    rfs = getattr(trainer, "yc_repeat_factors", None)
+    if rfs is not None:
+        from yolocustom.features.repeat_factor import describe
+
+        threshold = feats["repeat_factor_sampling"].threshold  # type: ignore[attr-defined]
+        lines = describe(rfs, trainer.data["names"], threshold, len(trainer.train_loader.dataset))
+        out += _section("Repeat-factor sampling (train images per epoch)", lines)
 
     fitness = feats.get("fitness")
-    formula = fitness_formula(fitness) if fitness is not None else DEFAULT_FITNESS  # type: ignore[arg-type]
+    formula = fitness_formula(fitness, trainer.data["names"]) if fitness is not None else DEFAULT_FITNESS  # type: ignore[arg-type]
     out += _section("Fitness (best.pt, early stopping, best_fitness)", [formula])
 
     args = vars(trainer.args)
