@@ -78,7 +78,8 @@ def task_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             return
         m = trainer.validator.metrics
         f1 = {f.suffix: getattr(m, f.attr).f1.copy() for f in TASKS[task].families}
-        seen["val"].append({"f1": f1, "metrics": dict(trainer.metrics), "fitness": trainer.fitness})
+        ap = {f.suffix: dict(zip(map(int, m.ap_class_index), getattr(m, f.attr).ap)) for f in TASKS[task].families}
+        seen["val"].append({"f1": f1, "ap": ap, "metrics": dict(trainer.metrics), "fitness": trainer.fitness})
 
     recipe = write_recipe(folder, data, features, model=model, **train)
     trainer = run_recipe(
@@ -139,6 +140,35 @@ def test_recipe_fitness_drives_best(task_run: dict[str, Any]) -> None:
             assert best["train_metrics"][key] == pytest.approx(float(rows[best_epoch][key]), abs=1e-5)
 
 
+def test_metrics_per_class_has_every_family(task_run: dict[str, Any]) -> None:
+    """metrics_per_class.csv carries the box columns and, per extra family, its own (``AP50-95(M)``...), equal to the
+    validator's per-class arrays; a per-class fitness on ``recall(M)``/``mAP50-95(P)`` reads that family's table."""
+    from yolocustom.features.fitness import PER_CLASS_COLUMNS, per_class_fitness
+    from yolocustom.recipe import FitnessFeature
+
+    families = TASKS[task_run["task"]].families
+    rows = read_csv(task_run["dir"] / "metrics_per_class.csv")
+    extra = [f.suffix for f in families if f.suffix != "B"]
+    assert list(rows[0]) == [*PER_CLASS_COLUMNS, *(f"{c}({s})" for s in extra for c in PER_CLASS_COLUMNS[4:])]
+    seen = task_run["seen"]["val"]
+    epochs = task_run["trainer"].epochs
+    assert [int(r["epoch"]) for r in rows] == [
+        e for e in range(1, epochs + 1) for _ in task_run["trainer"].data["names"]
+    ]
+    last = {int(r["class_id"]): r for r in rows if int(r["epoch"]) == epochs}
+    tables: dict[str, dict[int, dict[str, float]]] = {}
+    for f in families:
+        column = "AP50-95" if f.suffix == "B" else f"AP50-95({f.suffix})"
+        for c, ap in seen[-1]["ap"][f.suffix].items():
+            assert float(last[c][column]) == pytest.approx(float(ap), abs=1e-6)
+        tables[f.suffix] = {c: {"AP50-95": float(ap)} for c, ap in seen[-1]["ap"][f.suffix].items()}
+    present = sorted(seen[-1]["ap"]["B"])
+    for f in families:
+        name = "mAP50-95" if f.suffix == "B" else f"mAP50-95({f.suffix})"
+        feature = FitnessFeature(metric=name, classes=present[:1])
+        assert per_class_fitness(feature, present[:1], tables) == pytest.approx(tables[f.suffix][present[0]]["AP50-95"])
+
+
 def test_frozen_until_unfreeze_then_trains(task_run: dict[str, Any]) -> None:
     seen = task_run["seen"]
     initial, per_epoch = seen["initial"], seen["backbone"]
@@ -165,12 +195,16 @@ def test_layer_lr_ratio_in_groups(task_run: dict[str, Any]) -> None:
 
 
 def test_class_weights_in_the_task_criterion(task_run: dict[str, Any]) -> None:
+    """The default ``apply_to: positives`` puts the weights as ``pos_weight`` into the task's own loss, both YOLO26
+    end-to-end heads, and the EMA's copy; Ultralytics' whole-term ``class_weights`` hook stays unused."""
+    from yolocustom.features.class_weights import detection_losses
+
     trainer = task_run["trainer"]
     model = unwrap_model(trainer.model)
     counts = [float(c) for c in trainer.get_class_counts()]
     present = [c for c in counts if c > 0]
     assert len(present) >= 1
-    weights = model.class_weights.cpu()
+    weights = trainer.yc_class_weights.cpu()
     assert weights.shape == (len(counts),) and float(weights.max()) <= 4.0 + 1e-6
     if len(set(present)) > 1:  # inverse frequency: the rarest present class weighs most
         rare, common = counts.index(min(present)), counts.index(max(present))
@@ -178,10 +212,13 @@ def test_class_weights_in_the_task_criterion(task_run: dict[str, Any]) -> None:
     criterion = model.criterion
     heads = [criterion.one2many, criterion.one2one] if hasattr(criterion, "one2one") else [criterion]
     assert len(heads) == 2, "YOLO26 task models train with the end-to-end loss"
+    assert model.class_weights is None
     for head in heads:
         assert type(head).__name__ == RUNS[task_run["task"]][3]
-        assert torch.allclose(head.class_weights.flatten().cpu(), weights, atol=1e-6)
-    assert torch.allclose(trainer.ema.ema.class_weights.cpu(), weights, atol=1e-6)
+        assert torch.allclose(head.bce.pos_weight.flatten().cpu(), weights, atol=1e-6)
+    ema_heads = list(detection_losses(trainer.ema.ema.criterion))
+    assert len(ema_heads) == 2
+    assert all(torch.allclose(h.bce.pos_weight.flatten().cpu(), weights, atol=1e-6) for h in ema_heads)
 
 
 def test_run_folder_and_dry_run_name_the_task(tmp_path: Path) -> None:
@@ -237,7 +274,7 @@ def test_class_weights_scale_the_task_loss(task_run: dict[str, Any]) -> None:
     trainer = task_run["trainer"]
     model = copy.deepcopy(unwrap_model(trainer.model)).train()
     batch = trainer.preprocess_batch(next(iter(trainer.train_loader)))
-    recipe_weights = model.class_weights.clone()
+    recipe_weights = trainer.yc_class_weights.cpu().clone()  # tried here with the whole-term hook (all)
 
     def cls_loss(weights: torch.Tensor) -> float:
         model.class_weights = weights

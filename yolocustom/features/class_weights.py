@@ -166,7 +166,7 @@ class ClassWeightsMixin(TrainerBase):
         source = f"auto: {feature.auto}" if feature.auto else "explicit weights"
         LOGGER.info(f"Class weights ({source}, {feature.apply_to}):\n{weight_table(names, counts, weights)}")
         if RANK in {-1, 0}:
-            from yolocustom.features.recipe_record import atomic_write_text
+            from yolocustom.fsutil import atomic_write_text
 
             record = {
                 "source": source,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from yolocustom import __version__
 from yolocustom.features._base import TrainerBase
-from yolocustom.fsutil import atomic_write_text  # also imported from here by other features
+from yolocustom.fsutil import atomic_write_text
 from yolocustom.recipe import Recipe, validate_recipe
 
 CHECKPOINT_ATTR = "yolocustom"  # attribute on the checkpointed model; travels inside last.pt / best.pt via the EMA
