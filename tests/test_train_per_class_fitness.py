@@ -74,6 +74,26 @@ def test_unknown_class_name_fails_before_training_with_a_suggestion(tmp_path: Pa
         dry_run(load_recipe(recipe))
 
 
+def test_validate_check_data_places_an_unknown_fitness_class(tmp_path: Path, coco8_yaml: Path) -> None:
+    """``validate-config --check-data`` checks fitness class names against the dataset, offline, at their line:col."""
+    from typer.testing import CliRunner
+
+    from yolocustom.cli import app
+
+    recipe = write_recipe(tmp_path, coco8_yaml, {"fitness": {"metric": "recall", "classes": ["person", "zebar"]}})
+    line = next(i for i, text in enumerate(recipe.read_text().splitlines(), 1) if "zebar" in text)
+    result = CliRunner().invoke(app, ["validate-config", "--check-data", str(recipe)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{recipe}:{line}:" in result.stdout
+    assert (
+        "features.fitness.classes: class 'zebar' is not in the dataset's names; did you mean 'zebra'?" in result.stdout
+    )
+    result = CliRunner().invoke(
+        app, ["validate-config", "--check-data", str(recipe), "--set", "features.fitness.classes=[person]"]
+    )
+    assert result.exit_code == 0, result.output
+
+
 def test_dry_run_names_the_per_class_fitness(tmp_path: Path, coco8_yaml: Path) -> None:
     from yolocustom.recipe import load_recipe
     from yolocustom.training import dry_run

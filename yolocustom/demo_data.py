@@ -56,10 +56,10 @@ import numpy as np
 import yaml
 
 from yolocustom.errors import UserError
+from yolocustom.tasks import TASKS
 
 GENERATOR = "yolocustom.demo_data"
 GENERATOR_VERSION = 1
-DEMO_TASKS: tuple[str, ...] = ("detect", "segment", "pose", "obb")  # LABEL_WRITERS' keys, plus detect
 POSE_KPT_SHAPE = [4, 3]  # leftmost, rightmost, topmost, bottommost corner; x, y, visibility
 POSE_FLIP_IDX = [1, 0, 2, 3]  # a horizontal flip swaps the leftmost and rightmost corners
 MANIFEST_NAME = "manifest.json"
@@ -131,8 +131,8 @@ def generate_demo_dataset(
         UserError: On invalid arguments, or when ``out`` exists and cannot be reused or safely replaced.
     """
     _check_args(n_train=n_train, n_val=n_val, img_size=img_size, rare_ratio=rare_ratio)
-    if task not in DEMO_TASKS:
-        raise UserError(f"demo dataset: task must be one of {', '.join(DEMO_TASKS)}, got {task!r}")
+    if task not in TASKS:
+        raise UserError(f"demo dataset: task must be one of {', '.join(TASKS)}, got {task!r}")
     out = Path(out).expanduser().resolve()
     args = _manifest_args(n_train=n_train, n_val=n_val, img_size=img_size, seed=seed, rare_ratio=rare_ratio)
     if task != "detect":  # detection manifests stay as they were, so existing demo folders are still reused
@@ -338,12 +338,12 @@ def _generate_into(
         labels_dir.mkdir(parents=True)
         for index, classes in enumerate(_plan_split(rng, n_images, rare_ratio)):
             stem = f"img_{index:05d}"
-            if task == "detect":
+            write = LABEL_WRITERS.get(task)
+            if write is None:  # detect: plain boxes
                 image, boxes = _render_image(rng, classes, img_size)
                 lines = [_label_line(c, box, img_size) for c, box in zip(classes, boxes, strict=True)]
             else:
                 image, polygons = _render_polygons(rng, classes, img_size)
-                write = LABEL_WRITERS[task]
                 lines = [f"{c} {write(poly / img_size)}" for c, poly in zip(classes, polygons, strict=True)]
             if not cv2.imwrite(str(images_dir / f"{stem}.png"), image, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
                 raise OSError(f"could not write {images_dir / f'{stem}.png'}")

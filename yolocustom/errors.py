@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from yolocustom.yaml_source import Position
 
 
 class UserError(Exception):
@@ -27,6 +31,12 @@ class Problem:
     line: int | None = None
     col: int | None = None
     origin: str = ""
+
+    @classmethod
+    def at(cls, position: Position | None, field: str, message: str, origin: str = "") -> Problem:
+        """A problem placed at a recipe ``Position`` (or at no place, when there is none)."""
+        line, col = (position.line, position.col) if position is not None else (None, None)
+        return cls(message, field, line, col, origin)
 
     def format(self, source: str, severity: str = "") -> str:
         """Return ``source:line:col: [severity: ][origin: ]field: message`` (the form ruff, mypy and gcc print)."""

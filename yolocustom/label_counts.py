@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from yolocustom.datasets import img2label_paths, ultralytics_root
+from yolocustom.tasks import TASKS, article
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,7 +159,7 @@ def count_labels(
     """
     if nc < 1:
         raise ValueError(f"nc must be >= 1, got {nc}")
-    keypoint = task == "pose"
+    keypoint = TASKS[task].keypoints
     if keypoint and (kpt_shape is None or len(kpt_shape) < 2):
         raise ValueError("task 'pose' needs the dataset's kpt_shape")
     im_files = [os.fspath(p) for p in image_files]
@@ -1045,11 +1046,11 @@ def check_task_labels(
         )
     counts = count_labels(image_files, spec.nc, kpt_shape=kpt, task=task, **kwargs)
     if info.segments and counts.box_file_count:
-        article = "an" if task[0] in "aeiou" else "a"
+        a = article(task)
         raise DataError(
-            f"{counts.box_files[0]}: {article} {task} model needs rows {info.label_format}, but this file holds "
+            f"{counts.box_files[0]}: {a} {task} model needs rows {info.label_format}, but this file holds "
             f"box rows 'class cx cy w h' ({counts.box_file_count} such label file(s) in {spec.source}); Ultralytics "
-            f"would stop with '{task} dataset requires equal numbers of boxes and segments'. Use {article} {task} "
+            f"would stop with '{task} dataset requires equal numbers of boxes and segments'. Use {a} {task} "
             "dataset, or a detect model"
         )
     if info.keypoints and strict_rows:

@@ -463,7 +463,8 @@ class _Problems(Exception):  # noqa: N818 - internal carrier, deliberately not a
         self.problems = problems
 
 
-def _suggest(word: str, options: list[str]) -> str:
+def suggest(word: str, options: list[str]) -> str:
+    """A "did you mean" clause for the closest of ``options`` to ``word``, or an empty string."""
     hint = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"; did you mean '{hint[0]}'?" if hint else ""
 
@@ -531,7 +532,7 @@ def train_problems(train: dict[Any, Any], features: set[str]) -> list[tuple[Path
                 (path, "'train.rect' orders batches by aspect ratio and cannot shuffle, so it cannot resample either")
             )
         elif key not in cfg.defaults:
-            problems.append((path, f"unknown Ultralytics train argument '{key}'{_suggest(key, list(cfg.defaults))}"))
+            problems.append((path, f"unknown Ultralytics train argument '{key}'{suggest(key, list(cfg.defaults))}"))
         elif (message := check_train_value(key, value)) is not None:
             problems.append((path, message))
     return problems
@@ -560,7 +561,7 @@ def _format_pydantic_error(err: dict[str, Any]) -> tuple[PathKey, str]:
         parent_model = _model_at(loc[:-1])
         options = list(parent_model.model_fields) if parent_model else []
         key = str(loc[-1])
-        return loc, f"unknown key '{key}'{_suggest(key, options)} (expected one of: {', '.join(options)})"
+        return loc, f"unknown key '{key}'{suggest(key, options)} (expected one of: {', '.join(options)})"
     if kind == "missing":
         return loc, f"required key '{loc[-1]}' is missing"
     message = err["msg"]
@@ -573,7 +574,7 @@ def _format_pydantic_error(err: dict[str, Any]) -> tuple[PathKey, str]:
     message = re.sub(r"a valid dictionary( or instance of \w+)?", "a mapping", message)
     hint = ""
     if kind == "literal_error" and isinstance(found, str):
-        hint = _suggest(found, re.findall(r"'([^']+)'", message))
+        hint = suggest(found, re.findall(r"'([^']+)'", message))
     return loc, f"{message}, found {found!r}{hint}"
 
 
@@ -655,7 +656,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         data, positions = parse_document(read_text(path))
     except YamlSourceError as e:
         pos = e.position
-        problem = Problem(_one_line(e.message), line=pos.line if pos else None, col=pos.col if pos else None)
+        problem = Problem.at(pos, "", _one_line(e.message))
         raise RecipeError(source, [problem]) from None
     if not isinstance(data, dict):
         top = positions.get((), Position(1, 1))
@@ -705,9 +706,7 @@ def validate_recipe(
         field = _one_line(".".join(str(p) for p in loc) or "(top level)")
         origin = next((src for p, src in override_sources.items() if loc[: len(p)] == p), None)
         pos = None if origin else find_position(positions, loc)
-        records.append(
-            Problem(_one_line(message), field, pos.line if pos else None, pos.col if pos else None, origin or "")
-        )
+        records.append(Problem.at(pos, field, _one_line(message), origin or ""))
     records.sort(key=lambda r: (r.line or 0, r.col or 0))  # file order, as linters print; overrides first
     raise RecipeError(source, records)
 

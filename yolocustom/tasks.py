@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from yolocustom.errors import UserError
+from yolocustom.resolve import is_pretrained
 
 if TYPE_CHECKING:
     from yolocustom.recipe import Recipe
@@ -175,7 +176,8 @@ def f1_key(family: Family) -> str:
     return f"metrics/F1({family.suffix})"
 
 
-def _a(word: str) -> str:
+def article(word: str) -> str:
+    """The indefinite article for ``word`` ("an obb model", "a pose model")."""
     return "an" if word[0] in "aeiou" else "a"
 
 
@@ -188,7 +190,7 @@ def family_problem(name: str, task: str) -> str | None:
     if family in spec.families:
         return None
     return (
-        f"'{name}' needs {family.what} metrics ({family.suffix}), which {_a(task)} {task} model does not produce "
+        f"'{name}' needs {family.what} metrics ({family.suffix}), which {article(task)} {task} model does not produce "
         f"(its validator reports {spec.suffixes()})"
     )
 
@@ -272,11 +274,12 @@ def yaml_task(model: str) -> str:
 
 
 def model_task(model: str) -> str | None:
-    """The task of ``model`` when it can be known without torch: a YAML's, or the file name of a ``.pt`` that is not
-    on disk (Ultralytics would fetch it by name); None for a ``.pt`` on disk, whose checkpoint decides."""
+    """The task of ``model`` when it can be known without torch: a YAML's. None for a ``.pt`` (a path, a name in
+    ``weights_dir``, an asset or a URL): its checkpoint decides, once found or downloaded, as in Ultralytics; a file
+    name such as ``best.pt`` says nothing about it."""
     if model.endswith((".yaml", ".yml")):
         return yaml_task(model)
-    if model.endswith(".pt") and Path(model).is_file():
+    if is_pretrained(model):
         return None
     return guess_task_from_name(model)
 
@@ -310,15 +313,20 @@ def unsupported_message(task: str, model: str) -> str:
     )
 
 
-def task_problems(recipe: Recipe) -> list[tuple[tuple[str, ...], str]]:
-    """Recipe checks that need the task (no torch): the model's task is supported and agrees with ``task:``, and
-    every fitness metric's family is one the task reports. A ``.pt`` on disk is checked at train time instead.
+def task_problems(recipe: Recipe, known: str | None = None) -> list[tuple[tuple[str, ...], str]]:
+    """Recipe checks that need the task: the model's task is supported and agrees with ``task:``, and every fitness
+    metric's family is one the task reports. Without torch a ``.pt``'s task is unknown (``model_task``), so then only
+    ``task:`` is checked against the fitness; ``resolve_task`` checks again with the checkpoint's task.
+
+    Args:
+        recipe (Recipe): The recipe.
+        known (str, optional): The model's task when already read (from the checkpoint); else ``model_task``'s.
 
     Returns:
         (list[tuple[tuple[str, ...], str]]): ``(field path, message)`` pairs.
     """
     problems: list[tuple[tuple[str, ...], str]] = []
-    known = model_task(recipe.model)
+    known = known or model_task(recipe.model)
     if known is not None and known not in TASKS:
         return [(("model",), unsupported_message(known, recipe.model))]
     if known is not None and recipe.task is not None and recipe.task != known:
@@ -365,16 +373,8 @@ def resolve_task(recipe: Recipe, weights: str | None = None) -> str:
     Raises:
         UserError: For an unsupported task, a ``task:`` that disagrees, or a fitness family the task lacks.
     """
-    task = model_task(recipe.model)
-    if task is None:
-        task = checkpoint_task(weights or recipe.model)
-    problems: list[tuple[tuple[str, ...], str]] = []
-    if task not in TASKS:
-        problems.append((("model",), unsupported_message(task, recipe.model)))
-    elif recipe.task is not None and recipe.task != task:
-        problems.append((("task",), f"expected '{task}' (the task of {recipe.model}), found '{recipe.task}'"))
-    else:
-        problems += fitness_problems(recipe, task)
+    task = model_task(recipe.model) or checkpoint_task(weights or recipe.model)
+    problems = task_problems(recipe, task)
     if problems:
         raise UserError("; ".join(f"{'.'.join(p)}: {m}" for p, m in problems))
     return task

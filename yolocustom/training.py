@@ -16,8 +16,7 @@ from typing import Any
 
 from yolocustom.errors import UserError
 from yolocustom.recipe import Recipe, load_recipe, validate_recipe
-from yolocustom.resolve import (  # noqa: F401 - MODEL_SUFFIXES re-exported for callers of the old home
-    MODEL_SUFFIXES,
+from yolocustom.resolve import (
     check_model_reference,
     ensure_dataset,
     resolve_model,

@@ -67,7 +67,7 @@ def problem_at(
     if origin is not None:
         return Problem(message, dotted, origin=f"--set {origin}")
     pos = find_position(positions, at)
-    return Problem(message, dotted, pos.line if pos else None, pos.col if pos else None)
+    return Problem.at(pos, dotted, message)
 
 
 def recipe_warnings(recipe: Recipe, recipe_path: Path | None, overrides: list[str]) -> list[Problem]:

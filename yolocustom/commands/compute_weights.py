@@ -332,7 +332,10 @@ def _replace_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"cannot write '{path}': folder '{folder}' is not writable")
-    replace_atomically(path, write)
+    try:
+        replace_atomically(path, write)
+    except OSError as e:  # a full disk, a quota, a name too long: the file system, not a bug
+        raise UserError(f"cannot write '{path}': {e.strerror or e}") from None
 
 
 def save_plot(path: Path, report: dict[str, Any]) -> None:

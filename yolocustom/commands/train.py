@@ -40,7 +40,10 @@ def register(app: typer.Typer) -> None:
                 search = None
                 if source is not None:
                     recipe = load_recipe(source)
-                    search = training.run_folder(recipe).parent  # where Ultralytics put the recipe's runs
+                    from yolocustom.tasks import resolve_task
+
+                    task = resolve_task(recipe, training.resolve_model(recipe.model))
+                    search = training.run_folder(recipe, task).parent  # where Ultralytics put the recipe's runs
                 resume_from = training.latest_checkpoint(search)
             recipe = training.recipe_from_checkpoint(resume_from)
             state = training.resume_state(resume_from)

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from yolocustom.errors import UserError
+from yolocustom.fsutil import atomic_write_text
+from yolocustom.tasks import fitness_metric_names, metric_key
 from yolocustom.tune.space import apply_config
 
 SWEEP_FILE = "sweep.yaml"  # what --resume needs: base recipe, space, settings (YAML keeps int class-id keys)
@@ -29,14 +31,7 @@ TRIALS_DIR = "trials"  # the trials' run folders (recipe.yaml, weights/, results
 TRIALS_CSV = "trials.csv"
 BEST_RECIPE = "best.yaml"
 PLOT = "metric_per_epoch.png"
-METRIC_NAMES = (
-    "fitness",
-    "metrics/precision(B)",
-    "metrics/recall(B)",
-    "metrics/mAP50(B)",
-    "metrics/mAP50-95(B)",
-    "metrics/F1(B)",
-)
+METRIC_NAMES = ("fitness", *dict.fromkeys(metric_key(m) for m in fitness_metric_names() if m != "default"))
 METRIC_PATTERN = re.compile(r"(train|val)/\w+_loss|lr/pg\d+")
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
 
@@ -90,7 +85,7 @@ class Sweep:
         import yaml
 
         self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / SWEEP_FILE).write_text(yaml.safe_dump(asdict(self), sort_keys=False), encoding="utf-8")
+        atomic_write_text(self.path / SWEEP_FILE, yaml.safe_dump(asdict(self), sort_keys=False))
 
     @classmethod
     def load(cls, folder: Path) -> Sweep:
@@ -106,10 +101,10 @@ class Sweep:
 def check_metric(metric: str, mode: str | None) -> str:
     """Check a ``--metric`` name against what trials report; return the mode (losses minimise, the rest maximise)."""
     if metric not in METRIC_NAMES and not METRIC_PATTERN.fullmatch(metric):
-        from yolocustom.tune.space import _suggest
+        from yolocustom.recipe import suggest
 
         raise UserError(
-            f"--metric: unknown metric '{metric}'{_suggest(metric, list(METRIC_NAMES))} (expected one of "
+            f"--metric: unknown metric '{metric}'{suggest(metric, list(METRIC_NAMES))} (expected one of "
             f"{', '.join(METRIC_NAMES)}, or a reported loss/LR such as val/box_loss, train/cls_loss, lr/pg0)"
         )
     return mode or ("min" if metric.endswith("_loss") else "max")
@@ -403,7 +398,7 @@ def write_best_recipe(sweep: Sweep, row: dict[str, Any]) -> Path:
         f"{sweep.metric} = {row[f'best {sweep.metric}']:.6g} ({sweep.mode}); run folder {row['run_folder']}\n"
     )
     path = sweep.path / BEST_RECIPE
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False))
     return path
 
 

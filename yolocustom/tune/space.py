@@ -22,7 +22,6 @@ Passes 1 and 2 need no Ray; pass 3 and :meth:`Space.ray_space` import it.
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import types
 import typing
@@ -39,6 +38,7 @@ from yolocustom.recipe import (
     Recipe,
     _format_pydantic_error,
     set_override,
+    suggest,
     validate_recipe,
 )
 from yolocustom.ultralytics_cfg import check_train_value, load_ultralytics_cfg
@@ -146,11 +146,6 @@ def _plain(value: Any) -> Any:
 # -- pass 1: structure ---------------------------------------------------------------------------------------------
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    hint = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"; did you mean '{hint[0]}'?" if hint else ""
-
-
 def _kinds(annotation: Any) -> tuple[set[str], list[Any]]:
     """The kinds of value a field annotation accepts (int, float, bool, str, literal, list, mapping, any)."""
     origin = typing.get_origin(annotation)
@@ -211,7 +206,7 @@ def field_kinds(keys: PathKey) -> tuple[set[str], list[Any]]:
             if key in TUNE_OWNED_TRAIN_KEYS:
                 raise ValueError(f"'{here}' is set per trial by yolocustom tune (runs/tune/<name>/trials/<trial>)")
             if key not in cfg.defaults:
-                raise ValueError(f"unknown Ultralytics train argument '{key}'{_suggest(str(key), list(cfg.defaults))}")
+                raise ValueError(f"unknown Ultralytics train argument '{key}'{suggest(str(key), list(cfg.defaults))}")
             if len(keys) > 2:
                 raise ValueError(f"'{here}' is a single value, so '{'.'.join(map(str, keys))}' does not exist")
             return _train_kinds(str(key)), []
@@ -220,7 +215,7 @@ def field_kinds(keys: PathKey) -> tuple[set[str], list[Any]]:
             parent = ".".join(map(str, keys[:depth])) or "the recipe"
             options = list(fields)
             raise ValueError(
-                f"unknown key '{key}' in {parent}{_suggest(str(key), options)} (expected one of: {', '.join(options)})"
+                f"unknown key '{key}' in {parent}{suggest(str(key), options)} (expected one of: {', '.join(options)})"
             )
         annotation = fields[str(key)].annotation
         kinds, options = _kinds(annotation)
@@ -287,11 +282,6 @@ def _check_args(domain: str, args: Any) -> str | None:
     return None
 
 
-def _problem(pos: Position | None, field: str, message: str) -> Problem:
-    """A diagnostic at ``pos`` in the space file (``path:line:col: field: message``)."""
-    return Problem(message, field, pos.line if pos else None, pos.col if pos else None)
-
-
 def load_space(path: str | Path) -> Space:
     """Read a space file and check its structure (pass 1).
 
@@ -303,12 +293,12 @@ def load_space(path: str | Path) -> Space:
     try:
         data, positions = parse_document(read_text(path))
     except YamlSourceError as e:
-        raise RecipeError(source, [_problem(e.position, "", e.message)]) from None
+        raise RecipeError(source, [Problem.at(e.position, "", e.message)]) from None
     if not isinstance(data, dict) or not data:
         raise RecipeError(
             source,
             [
-                _problem(
+                Problem.at(
                     positions.get(()),
                     "",
                     "expected a mapping of dotted recipe paths to domains, e.g. "
@@ -321,11 +311,11 @@ def load_space(path: str | Path) -> Space:
     for key, spec in data.items():
         pos = positions.get((key,))
         if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
-            problems.append(_problem(pos, "", f"expected a dotted recipe path such as train.lr0, found {key!r}"))
+            problems.append(Problem.at(pos, "", f"expected a dotted recipe path such as train.lr0, found {key!r}"))
             continue
         if not isinstance(spec, dict) or len(spec) != 1:
             problems.append(
-                _problem(
+                Problem.at(
                     pos,
                     key,
                     f"expected one domain, e.g. {{choice: [a, b]}} or {{loguniform: [1.0e-4, 0.1]}}, found {spec!r}; "
@@ -337,30 +327,30 @@ def load_space(path: str | Path) -> Space:
         dpos = positions.get((key, domain))
         if domain not in DOMAINS:
             problems.append(
-                _problem(
+                Problem.at(
                     dpos,
                     key,
-                    f"unknown domain '{domain}'{_suggest(str(domain), list(DOMAINS))} "
+                    f"unknown domain '{domain}'{suggest(str(domain), list(DOMAINS))} "
                     f"(expected one of: {', '.join(DOMAINS)})",
                 )
             )
             continue
         if (message := _check_args(domain, args)) is not None:
-            problems.append(_problem(dpos, key, message))
+            problems.append(Problem.at(dpos, key, message))
             continue
         try:
             kinds, options = field_kinds(tuple(key.split(".")))
         except ValueError as e:
-            problems.append(_problem(pos, key, str(e)))
+            problems.append(Problem.at(pos, key, str(e)))
             continue
         if (message := _domain_fits(domain, kinds, options)) is not None:
-            problems.append(_problem(dpos, key, message))
+            problems.append(Problem.at(dpos, key, message))
             continue
         arg_positions = tuple(positions.get((key, domain, i), dpos) for i in range(len(args)))
         params.append(Param(key, domain, list(args), pos, arg_positions))
     for a, b in itertools.permutations(params, 2):
         if b.path.startswith(a.path + "."):
-            problems.append(_problem(b.position, b.path, f"overlaps '{a.path}', which is swept as a whole"))
+            problems.append(Problem.at(b.position, b.path, f"overlaps '{a.path}', which is swept as a whole"))
     if problems:
         raise RecipeError(source, problems)
     return Space(source, tuple(params))
@@ -408,7 +398,7 @@ def _ignored_by_auto_optimizer(space: Space, base: dict[str, Any]) -> list[Probl
     if "auto" not in values:
         return []
     return [
-        _problem(
+        Problem.at(
             swept[path].position,
             path,
             "swept, but train.optimizer 'auto' picks its own learning rate and momentum and ignores "
@@ -470,7 +460,7 @@ def check_space(space: Space, base: dict[str, Any], samples: int, seed: int = 0)
     for param in space.params:
         for value, pos in param.edge_values():
             if (message := _value_problem(param, value, base)) is not None:
-                problems.append(_problem(pos, param.path, f"value {value!r}: {message}"))
+                problems.append(Problem.at(pos, param.path, f"value {value!r}: {message}"))
     if problems:
         raise RecipeError(space.source, problems)
     configs = combinations(space, samples, seed)
@@ -486,6 +476,6 @@ def check_space(space: Space, base: dict[str, Any], samples: int, seed: int = 0)
                     (p for path, p in by_path.items() if field == path or field.startswith(path + ".")),
                     space.params[0],
                 )
-                problems.append(_problem(culprit.position, field, f"forbidden combination ({combo}): {message}"))
+                problems.append(Problem.at(culprit.position, field, f"forbidden combination ({combo}): {message}"))
             raise RecipeError(space.source, problems) from None
     return len(configs)
