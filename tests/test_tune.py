@@ -20,24 +20,19 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import TINY_TRAIN
 from typer.testing import CliRunner
 
 from yolocustom.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
+PLACEMENT = ("project", "name", "exist_ok")  # set per trial by the sweep
 TRAIN = {
+    **{k: v for k, v in TINY_TRAIN.items() if k not in PLACEMENT},
     "epochs": 2,
-    "imgsz": 32,
-    "batch": 4,
-    "nbs": 4,
-    "workers": 0,
-    "plots": False,
-    "seed": 0,
-    "amp": False,
     "optimizer": "SGD",  # 'auto' would pick its own LR and ignore the swept lr0
     "warmup_epochs": 0,
 }
-PLACEMENT = ("project", "name", "exist_ok")  # set per trial by the sweep
 
 
 @pytest.fixture(scope="module")
