@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,3 +96,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
     with open(path, newline="") as f:
         return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def run_ddp(worker: Path, *args: str, timeout: int = 180) -> Any:
+    """Run ``worker`` as 2 real gloo ranks through ``torch.distributed.run``; return rank 0's ``RESULT`` JSON line.
+
+    The ranks are fresh interpreters, as under Ultralytics' own DDP launcher.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert out.returncode == 0, out.stdout[-1000:] + out.stderr[-3000:]
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import run_recipe, write_recipe
+from conftest import run_ddp, run_recipe, write_recipe
 
 from yolocustom.features.repeat_factor import RepeatFactorSampler, compute_repeat_factors
 
@@ -180,3 +180,24 @@ def test_schema_errors(block: dict[str, Any], train: dict[str, Any], message: st
     data = {"model": "yolo26n.yaml", "data": "coco8.yaml", "train": train, "features": features}
     with pytest.raises(RecipeError, match=message):
         validate_recipe(data)
+
+
+def test_two_real_gloo_ranks_shard_the_same_draw(tmp_path: Path) -> None:
+    """Under a real 2-process group, each rank's loader (built by the trainer's hook) delivers its own shard."""
+    from yolocustom.demo_data import generate_demo_dataset
+
+    data = generate_demo_dataset(tmp_path / "shapes", n_train=40, n_val=8, img_size=32, seed=0, rare_ratio=5)
+    recipe = write_recipe(tmp_path, data, {"repeat_factor_sampling": {"threshold": 0.5}}, seed=5)
+    ranks = run_ddp(Path(__file__).with_name("ddp_sampler_worker.py"), str(recipe))
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert {r["sampler"] for r in ranks} == {"RepeatFactorSampler"}
+    assert ranks[0]["factors"] == ranks[1]["factors"] and max(ranks[0]["factors"]) > 1
+    assert ranks[0]["files"] == ranks[1]["files"]
+    files, factors = ranks[0]["files"], ranks[0]["factors"]
+    for epoch in ("0", "1"):
+        shards = [r["epochs"][epoch] for r in ranks]
+        assert len(shards[0]) == len(shards[1])  # equal steps per rank: no rank waits in an all-reduce
+        full = [files[i] for i in RepeatFactorSampler(factors, seed=5).draw(int(epoch))]
+        merged = [name for pair in zip(*shards) for name in pair]
+        assert merged[: len(full)] == full  # rank k took positions k, k + 2, ... of the one seeded list
+    assert ranks[0]["epochs"]["0"] != ranks[0]["epochs"]["1"]
