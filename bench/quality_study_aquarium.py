@@ -23,8 +23,8 @@ Design, fixed in this file before any result was seen (nothing below is tuned on
   override). The budget that produced the published figures is recorded in the JSON and printed in the document.
   ``cpu90`` is sized by measurement on the 2-core CI machine: one 2-thread run trains 1.7 s/iteration at 320 px, so
   320 px x 30 epochs x 12 runs would take ~5.5 h; two 1-thread runs side by side train 1.0 s/iteration each at
-  224 px (~18 s per epoch of machine time with validation). 12 runs, half of them with ~1.34x the images per epoch
-  (sampling), at 20 epochs fit in ~90 min.
+  224 px. 12 runs, half of them with ~1.34x the images per epoch (sampling), at 20 epochs fit in ~90 min (the
+  published run took 79 min).
 
 Resumable: a run whose ``quality_metrics.json`` exists is skipped; a run folder without it is trained again from
 scratch.
@@ -383,8 +383,9 @@ def notes(data: dict[str, Any]) -> list[str]:
         f"model, and the test split holds only {', '.join(f'{test[n]} {n}' for n in RARE)} instances. No difference "
         "below is evidence about converged training; what follows is what this budget measured.",
         "",
-        f"- **`apply_to`.** Over two seeds `positives` is ahead of `all` on most rare-class figures, but within the "
-        f"seed spread: test rare recall {t('cw_positives', 'rare_R')} vs {t('cw_all', 'rare_R')}, rare F1 "
+        f"- **`apply_to`.** Over {len(d['budget']['seeds'])} seeds `positives` is ahead of `all` on most rare-class "
+        f"figures, but within the seed spread: test rare recall {t('cw_positives', 'rare_R')} vs "
+        f"{t('cw_all', 'rare_R')}, rare F1 "
         f"{t('cw_positives', 'rare_F1')} vs {t('cw_all', 'rare_F1')}, rare AP50 {t('cw_positives', 'rare_AP50')} vs "
         f"{t('cw_all', 'rare_AP50')}, mAP50 {t('cw_positives', 'mAP50')} vs {t('cw_all', 'mAP50')}; on val, which made "
         f"the choice, rare F1 {val('cw_positives')} vs {val('cw_all')}. It agrees in direction with the synthetic "
