@@ -90,6 +90,20 @@ def run_recipe(path: Path, callbacks: dict[str, Callable[[Any], None]] | None = 
     return model.trainer
 
 
+def resume_run(last: Path, callbacks: dict[str, Callable[[Any], None]] | None = None) -> Any:
+    """Resume an interrupted run from ``last.pt`` the way ``yolocustom train --resume`` does; return the trainer."""
+    from ultralytics import YOLO
+
+    from yolocustom import training
+    from yolocustom.factory import build_trainer
+
+    model = YOLO(str(last))
+    for event, fn in (callbacks or {}).items():
+        model.add_callback(event, fn)
+    model.train(resume=str(last), trainer=build_trainer(training.recipe_from_checkpoint(last)))
+    return model.trainer
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     """Rows of a CSV with stripped keys."""
     import csv

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import run_recipe, write_recipe
+from conftest import resume_run, run_recipe, write_recipe
 from ultralytics.utils.torch_utils import unwrap_model
 
 from yolocustom.features.class_weights import map_explicit_weights
@@ -138,11 +138,6 @@ def test_positives_loss_is_pos_weight_bce_by_hand(tmp_path: Path, shapes_yaml: P
 
 def test_positives_survive_resume(tmp_path: Path, coco8_yaml: Path) -> None:
     """Ultralytics rebuilds an E2E criterion on resume; the pos_weight BCE must be put back on both heads."""
-    from ultralytics import YOLO
-
-    from yolocustom import training
-    from yolocustom.factory import build_trainer
-
     recipe = write_recipe(tmp_path, coco8_yaml, {"class_weights": {"weights": {"zebra": 4.0}}}, epochs=3)
 
     def stop(trainer: Any) -> None:
@@ -160,9 +155,7 @@ def test_positives_survive_resume(tmp_path: Path, coco8_yaml: Path) -> None:
         seen["ema"] = [h.bce.pos_weight.detach().cpu().clone() for h in _heads(trainer.ema.ema.criterion)]
         seen["updates"] = crit.updates
 
-    model = YOLO(str(last))
-    model.add_callback("on_train_start", grab)
-    model.train(resume=str(last), trainer=build_trainer(training.recipe_from_checkpoint(last)))
+    resume_run(last, {"on_train_start": grab})
     assert len(seen["heads"]) == 2 and seen["updates"] == 1  # Ultralytics' resumed E2E gain kept
     for pw in seen["heads"] + seen["ema"]:
         assert pw[22] == 4.0 and float(pw.sum()) == pytest.approx(79 + 4.0)

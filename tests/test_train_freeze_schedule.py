@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import run_recipe, write_recipe
+from conftest import resume_run, run_recipe, write_recipe
 from ultralytics.utils.torch_utils import unwrap_model
 
 from yolocustom.features.freeze import STAGE_KEY, ramp_factor
@@ -45,11 +45,6 @@ def _observe(seen: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, coco8_yaml: Path) -> dict[str, Any]:
     """An uninterrupted 5-epoch run, and the same run stopped after epoch 4 (stage 2 mid-ramp) and resumed."""
-    from ultralytics import YOLO
-
-    from yolocustom import training
-    from yolocustom.factory import build_trainer
-
     folder = tmp_path_factory.mktemp("schedule")
     full: dict[str, Any] = {}
     run_recipe(write_recipe(folder / "a", coco8_yaml, FEATURES, **TRAIN), _observe(full))
@@ -65,10 +60,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, coco8_yaml: Path) -> dict[str
         run_recipe(recipe, {**_observe(part), "on_fit_epoch_end": stop})
     last = folder / "b" / "runs" / "run" / "weights" / "last.pt"
     resumed: dict[str, Any] = {}
-    model = YOLO(str(last))
-    for event, fn in _observe(resumed).items():
-        model.add_callback(event, fn)
-    model.train(resume=str(last), trainer=build_trainer(training.recipe_from_checkpoint(last)))
+    resume_run(last, _observe(resumed))
     return {"full": full, "part": part, "resumed": resumed}
 
 

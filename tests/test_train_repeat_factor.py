@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import run_ddp, run_recipe, write_recipe
+from conftest import resume_run, run_ddp, run_recipe, write_recipe
 
 from yolocustom.features.repeat_factor import RepeatFactorSampler, compute_repeat_factors
 
@@ -101,11 +101,6 @@ def _record_images(seen: dict[int, list[str]]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sampled_runs(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) -> dict[str, Any]:
     """A 3-epoch run, and the same run stopped after epoch 1 and resumed."""
-    from ultralytics import YOLO
-
-    from yolocustom import training
-    from yolocustom.factory import build_trainer
-
     features = {"repeat_factor_sampling": {"threshold": 0.5}}
     full: dict[int, list[str]] = {}
     folder = tmp_path_factory.mktemp("rfs")
@@ -121,10 +116,7 @@ def sampled_runs(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) ->
     with pytest.raises(KeyboardInterrupt):
         run_recipe(recipe_b, {**_record_images(part), "on_fit_epoch_end": stop})
     last = folder / "b" / "runs" / "run" / "weights" / "last.pt"
-    model = YOLO(str(last))
-    for event, fn in _record_images(part).items():
-        model.add_callback(event, fn)
-    model.train(resume=str(last), trainer=build_trainer(training.recipe_from_checkpoint(last)))
+    resume_run(last, _record_images(part))
     return {"trainer": trainer, "full": full, "part": part}
 
 
