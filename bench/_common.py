@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import re
 import shlex
 import statistics
 import subprocess
@@ -46,10 +47,11 @@ def bench_env(**extra: str) -> dict[str, str]:
 
 @dataclass
 class Measured:
-    """One measured subprocess: exit status, wall seconds, the child's peak RSS (MiB) and the log of its output."""
+    """One measured subprocess: exit status, wall and CPU (user + system) seconds, peak RSS (MiB), its output's log."""
 
     returncode: int
     wall_s: float
+    cpu_s: float
     maxrss_mb: float
     log: Path
 
@@ -59,25 +61,19 @@ def run_measured(
     log: Path,
     *,
     cwd: Path | None = None,
+    env: dict[str, str] | None = None,
     timeout: float = 3600,
     poll: Callable[[int], None] | None = None,
 ) -> Measured:
-    """Run ``cmd`` to completion, its output into ``log``, and measure its wall time and peak RSS (this child only).
+    """Run ``cmd`` (output into ``log``; cwd: the repository; env: :func:`bench_env`) and measure this child only.
 
-    Args:
-        cmd (list[str]): Command line.
-        log (Path): File receiving stdout and stderr.
-        cwd (Path, optional): Working directory (default: the repository root).
-        timeout (float): Seconds before the child is killed.
-        poll (Callable[[int], None], optional): Called with the child's pid about every 10 ms while it runs.
-
-    Returns:
-        (Measured): The measurement; check ``returncode`` yourself.
+    ``poll(pid)`` is called about every 10 ms while it runs; the child is killed after ``timeout`` seconds. Check
+    ``returncode`` yourself.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd or REPO, env=bench_env(), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd or REPO, env=env or bench_env(), stdout=out, stderr=subprocess.STDOUT)
         while not (reaped := os.wait4(proc.pid, os.WNOHANG))[0]:
             if time.perf_counter() > start + timeout:
                 proc.kill()
@@ -86,20 +82,14 @@ def run_measured(
             time.sleep(0.01)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(reaped[1])  # reaped by wait4 already; keep Popen consistent
-    return Measured(proc.returncode, wall, reaped[2].ru_maxrss / 1024.0, log)
+    usage = reaped[2]
+    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, log)
 
 
 def call_fresh(module_file: str, function: str, *args: str, cwd: Path | None = None) -> Any:
-    """Call ``function(*args)`` of a bench module in a fresh interpreter and return its JSON-ready result.
+    """Call ``function(*args)`` of the bench module at ``module_file`` in a fresh interpreter; return its JSON result.
 
-    Args:
-        module_file (str): The module's ``__file__``.
-        function (str): Function name; it must return JSON-serialisable data.
-        *args (str): Its arguments.
-        cwd (Path, optional): Working directory (default: the repository root).
-
-    Returns:
-        (Any): The function's result.
+    Each timed workload then starts from a clean process: no imports, threads or memory of the measuring one.
     """
     path = Path(module_file).resolve()
     code = f"import json, sys; sys.path.insert(0, {str(path.parent)!r}); import {path.stem} as m; "
@@ -134,16 +124,9 @@ def bootstrap_median_ci(values: list[float], n: int = 10_000, seed: int = 0) -> 
 
 
 def paired(base: list[float], other: list[float]) -> dict[str, Any]:
-    """Paired ratios ``other[i] / base[i]``: each value, their median and its 95 % bootstrap interval.
+    """Paired ratios ``other[i] / base[i]`` (``ratios``), their ``median`` and its 95 % bootstrap interval ``ci95``.
 
     Pairs measured back to back cancel slow drift of the machine, which dominates the noise between separate runs.
-
-    Args:
-        base (list[float]): The reference arm (plain Ultralytics).
-        other (list[float]): The compared arm, same length and order.
-
-    Returns:
-        (dict[str, Any]): ``ratios``, ``median`` and ``ci95`` (None with fewer than 2 pairs).
     """
     ratios = [b / a for a, b in zip(base, other, strict=True) if a and b]
     return {"ratios": [round(r, 4) for r in ratios], "median": median(ratios), "ci95": bootstrap_median_ci(ratios)}
@@ -223,17 +206,10 @@ def machine_info() -> dict[str, Any]:
     versions = json.loads(out.stdout) if out.returncode == 0 else {}
     git = ["git", "-C", str(REPO)]
     rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "yolocustom", "bench/*.py"], capture_output=True, text=True
-    )
-    info = dict.fromkeys(("cpu", "memory_gib"), "unknown")
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            info["cpu"] = line.split(":", 1)[1].strip()
-            break
-    for line in Path("/proc/meminfo").read_text().splitlines() if Path("/proc/meminfo").exists() else []:
-        if line.startswith("MemTotal:"):
-            info["memory_gib"] = round(int(line.split()[1]) / 1024**2, 1)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "yolocustom", "bench/*.py"], capture_output=True)
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())  # Linux, like wait4 and /proc
+    mem = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
+    info = {"cpu": cpu[1] if cpu else "unknown", "memory_gib": round(int(mem[1]) / 1024**2, 1) if mem else None}
     return {
         **info,
         "logical_cores": os.cpu_count(),
@@ -265,17 +241,10 @@ def work_dir(args: argparse.Namespace, name: str) -> Path:
 
 
 def main(module: ModuleType, argv: list[str] | None = None) -> int:
-    """Run one benchmark module: parse its options, ``run``, write its JSON and print its rendered section.
+    """Run one benchmark module: parse its options, ``run``, write its JSON, and print its section.
 
-    The JSON gets the harness's keys added: ``module``, ``command`` (as typed, relative to the repository),
-    ``machine`` (:func:`machine_info` at the start), ``loadavg_at_end`` and ``seconds``.
-
-    Args:
-        module (ModuleType): The benchmark module.
-        argv (list[str], optional): Its arguments (default: ``sys.argv[1:]``).
-
-    Returns:
-        (int): 0, or 1 when ``run`` raised.
+    The harness adds to the JSON: ``module``, ``command`` (as typed, relative to the repository), ``machine``
+    (:func:`machine_info` at the start), ``loadavg_at_end`` and ``seconds``.
     """
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=(module.__doc__ or "").split("\n\n")[0])
@@ -285,16 +254,8 @@ def main(module: ModuleType, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stem = Path(module.__file__ or "").stem
     machine, start = machine_info(), time.perf_counter()
-    try:
-        result = module.run(args)
-    except Exception as e:  # one failed benchmark must not stop run_all's others; the traceback is the report
-        import traceback
-
-        traceback.print_exc()
-        print(f"{stem} failed: {e}", file=sys.stderr)
-        return 1
     result = {
-        **result,
+        **module.run(args),
         "module": stem.removeprefix("bench_"),
         "command": shlex.join(["python", f"bench/{stem}.py", *argv]),
         "machine": machine,
