@@ -142,10 +142,11 @@ def ci_text(ci: list[float] | None) -> str:
     return f" (95 % bootstrap interval {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
 
 
-def table(header: list[str], rows: list[list[Any]], align: str = "") -> str:
-    """Return a markdown table; ``align`` has one ``l``/``r`` per column (default: first left, the rest right)."""
-    align = align or "l" + "r" * (len(header) - 1)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+def table(header: str | list[str], rows: list[list[Any]], align: str = "") -> str:
+    """Return a markdown table; ``header``: names joined by ``" | "``; ``align``: ``l``/``r`` per column (l, r...)."""
+    names = header.split(" | ") if isinstance(header, str) else header
+    align = align or "l" + "r" * (len(names) - 1)
+    lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 

@@ -64,7 +64,7 @@ def render(result: dict[str, Any]) -> str:
         verdict = "reference" if "meets_target" not in r else "**met**" if r["meets_target"] else "**missed**"
         rows.append(
             [f"`{r['cmd']}`", fmt(r["median_s"]), f"{fmt(r['runs_s'][0])}-{fmt(r['runs_s'][-1])}",
-             fmt(r["ratio_vs_yolo_version"]), fmt(r["median_cpu_s"]), verdict]
+             fmt(r["ratio_vs_yolo_version"]), fmt(r.get("median_cpu_s")), verdict]
         )  # fmt: skip
     return (
         f"## {TITLE}\n\nFresh subprocess per run, wall clock from spawn to exit; median of {result['repeat']} runs "
@@ -73,7 +73,7 @@ def render(result: dict[str, Any]) -> str:
         "system of the child) are shown beside it: other load on the machine inflates wall time, much less CPU time."
         "\n\n"
         + table(
-            ["command", "median (s)", "min-max (s)", "ratio vs `yolo version`", "median CPU (s)", "target"],
+            "command | median (s) | min-max (s) | ratio vs `yolo version` | median CPU (s) | target",
             rows,
             "lrrrrl",
         )  # fmt: skip

@@ -162,19 +162,8 @@ def render(result: dict[str, Any]) -> str:
         f"{result['repeat']} runs each; counts compared for equality. *cold* = no `labels/*.cache` (Ultralytics also "
         "opens every image), *warm* = both read the cache Ultralytics wrote.\n\n"
         + table(
-            [
-                "files",
-                "boxes",
-                "ours (s)",
-                "ours in-process (s)",
-                "YOLODataset cold (s)",
-                "speed-up cold",
-                "speed-up cold, in-process",
-                "YOLODataset warm (s)",
-                "ours warm (s)",
-                "speed-up warm",
-                "counts equal",
-            ],
+            "files | boxes | ours (s) | ours in-process (s) | YOLODataset cold (s) | speed-up cold | speed-up cold, "
+            "in-process | YOLODataset warm (s) | ours warm (s) | speed-up warm | counts equal",
             rows,
         )  # fmt: skip
         + f"\n\nAt {big['files']:,} files: {big['ours_s']:.2f} s against the {t['max_s']:g} s target ("

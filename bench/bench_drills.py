@@ -90,7 +90,7 @@ def render(result: dict[str, Any]) -> str:
         f"## {TITLE}\n\nRun with `{result['pytest_command']}`: {len(cases)} tests, {count['passed']} passed, "
         f"{count['failure|error']} failed, {count['skipped']} skipped, {count['xfail']} expected failures; "
         f"{sum(c['seconds'] for c in cases):.0f} s in all. Tests marked `@pytest.mark.drill` run in `make drills`; "
-        "the others also run in `make test`.\n\n" + table(["drill", "test", "outcome", "time (s)"], rows, "lllr")
+        "the others also run in `make test`.\n\n" + table("drill | test | outcome | time (s)", rows, "lllr")
     )
     groups: dict[str, list[dict[str, Any]]] = {}
     for fact in result["facts"]:

@@ -105,7 +105,7 @@ def render(result: dict[str, Any]) -> str:
         f"{d['n_val']} val generated images, imgsz {d['imgsz']}, CPU. Epoch times from results.csv (validation "
         f"included, which freezing does not change); epoch 1 is warm-up. The backbone is {u.get('parameters', 0):,} "
         f"parameters in {u.get('tensors', 0)} tensors. One run: `{result['commands']['freeze']}`.\n\n"
-        + table(["arm", "epochs 2-3 (s)", "epoch 4, unfreeze (s)", "epochs 5-7 (s)", "epochs 5-7 / epochs 2-3"], rows)
+        + table("arm | epochs 2-3 (s) | epoch 4, unfreeze (s) | epochs 5-7 (s) | epochs 5-7 / epochs 2-3", rows)
         + f"\n\nAn unfrozen epoch takes {speed:.2f}x the time of a frozen one; the control arm's same ratio is "
         f"{control:.2f}, so {speed / control:.2f}x is attributable to freezing. Frozen epochs against the "
         f"control's same epochs: {result['frozen_vs_control']:.2f}x. No target: on CPU a frozen backbone skips its "

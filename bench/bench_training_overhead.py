@@ -254,17 +254,8 @@ def render(result: dict[str, Any]) -> str:
         text += (
             f"\n**{task}** (`{row['model']}`, features `{json.dumps(row['features'])}`):\n\n"
             + table(
-                [
-                    "arm",
-                    "runs",
-                    "median epoch (s)",
-                    "per-run medians min-max (s)",
-                    "median epoch CPU (s)",
-                    "epoch 1 (s)",
-                    "peak RSS (MiB)",
-                    "wall (s)",
-                    "start-up + teardown (s)",
-                ],
+                "arm | runs | median epoch (s) | per-run medians min-max (s) | median epoch CPU (s) | epoch 1 (s) | "
+                "peak RSS (MiB) | wall (s) | start-up + teardown (s)",
                 rows,
             )  # fmt: skip
             + f"\n\nRatios yolocustom / plain: epoch time **{r['epoch_time']:.3f}** (target <= {t['epoch_time']}: "
@@ -291,7 +282,7 @@ def render(result: dict[str, Any]) -> str:
             "class weights, F1 validator), then training steps (forward with loss, backward, `optimizer_step` with "
             "EMA) alternated plain / yolocustom on the same batches, and full validations (F1 metrics and the "
             "recipe's fitness included) alternated the same way (`micro` in `bench/bench_training_overhead.py`).\n\n"
-            + table(["measured", "pairs", "plain median (ms)", "yolocustom median (ms)", "paired ratio, median"], rows)
+            + table("measured | pairs | plain median (ms) | yolocustom median (ms) | paired ratio, median", rows)
             + "\n\nWhat the features add per step is small next to a YOLO step: a weight vector in the classification "
             "loss, and two optimizer groups for each of Ultralytics' groups over the same parameters; per epoch a "
             "per-class F1 table, one CSV row and a fitness blend."

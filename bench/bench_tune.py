@@ -143,7 +143,7 @@ def render(result: dict[str, Any]) -> str:
         + f"\n\n![ASHA sweep: {d['metric']} per epoch, every trial (the sweep's own metric_per_epoch.png)]({PLOT})\n\n"
         "Fixed cost (wall time minus the training loop's own seconds from results.csv):\n\n"
         + table(
-            ["run", "wall (s)", "training loop (s)", "fixed cost (s)"],
+            "run | wall (s) | training loop (s) | fixed cost (s)",
             [
                 ["`yolocustom train` (plain)", p["wall_s"], p["training_loop_s"], p["fixed_s"]],
                 ["`yolocustom tune`, one trial (own local Ray)", one["wall_s"], one["training_loop_s"], one["fixed_s"]],
