@@ -63,15 +63,10 @@ def generate(root: Path, n_files: int, seed: int = 0) -> int:
 
 
 def measure(mode: str, root: str) -> dict[str, Any]:
-    """Time one mode once in this fresh interpreter (through :func:`_common.call_fresh`); return time and counts.
+    """Time one ``mode`` once in this fresh interpreter (via :func:`_common.call_fresh`): seconds, counts, source.
 
-    Args:
-        mode (str): ``ours``, ``ours_serial``, ``ours_warm`` (reading Ultralytics' cache) or ``yolo`` (building
-            ``YOLODataset``, cold or warm as the cache file dictates).
-        root (str): Dataset root holding ``data.yaml``.
-
-    Returns:
-        (dict[str, Any]): ``seconds``, per-class ``counts``, ``images`` and the ``source`` counted from.
+    Modes: ``ours``, ``ours_serial``, ``ours_warm`` (reading Ultralytics' cache), ``yolo`` (building ``YOLODataset``,
+    cold or warm as the cache file dictates).
     """
     if mode == "yolo":
         os.environ.setdefault("YOLO_VERBOSE", "False")

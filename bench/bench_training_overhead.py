@@ -283,7 +283,10 @@ def render(result: dict[str, Any]) -> str:
             "EMA) alternated plain / yolocustom on the same batches, and full validations (F1 metrics and the "
             "recipe's fitness included) alternated the same way (`micro` in `bench/bench_training_overhead.py`).\n\n"
             + table("measured | pairs | plain median (ms) | yolocustom median (ms) | paired ratio, median", rows)
-            + "\n\nWhat the features add per step is small next to a YOLO step: a weight vector in the classification "
+            + f"\n\nPer training step the paired ratio is {m['step']['median']:.3f}{ci_text(m['step']['ci95'])}: "
+            + ("below" if (m["step"]["ci95"] or [0, 9])[1] <= t["epoch_time"] else "not resolved below")
+            + f" the {t['epoch_time']} target. What the features add per step is small next to a YOLO step: a "
+            "weight vector in the classification "
             "loss, and two optimizer groups for each of Ultralytics' groups over the same parameters; per epoch a "
             "per-class F1 table, one CSV row and a fitness blend."
         )
