@@ -31,7 +31,7 @@ NAME = "compute_weights"
 TITLE = "compute-weights scaling"
 NC = 80
 LINKS_PER_SOURCE = 50_000  # ext4 allows 65,000 hard links per inode
-TARGET_S, TARGET_SPEEDUP = 5.0, 20.0
+TARGET_FILES, TARGET_S, TARGET_SPEEDUP = 100_000, 5.0, 20.0  # targets at 100k label files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = work_dir(args, NAME)
     shutil.rmtree(work, ignore_errors=True)
     rows = [bench_size(work / f"d{n}", n, repeat, args.ultralytics_max) for n in sizes]
-    return {"repeat": repeat, "targets": {"max_s": TARGET_S, "min_speedup_cold": TARGET_SPEEDUP}, "sizes": rows}
+    targets = {"files": TARGET_FILES, "max_s": TARGET_S, "min_speedup_cold": TARGET_SPEEDUP}
+    return {"repeat": repeat, "targets": targets, "sizes": rows}
 
 
 def render(result: dict[str, Any]) -> str:
@@ -161,6 +162,12 @@ def render(result: dict[str, Any]) -> str:
             "in-process | YOLODataset warm (s) | ours warm (s) | speed-up warm | counts equal",
             rows,
         )  # fmt: skip
+        + (
+            f"\n\nThe targets (< {t['max_s']:g} s, >= {t['min_speedup_cold']:g}x) are set at {t['files']:,} files, "
+            "not measured in this edition (`--sizes`)."
+            if big["files"] < t.get("files", 0)
+            else ""
+        )
         + f"\n\nAt {big['files']:,} files: {big['ours_s']:.2f} s against the {t['max_s']:g} s target ("
         + ("**met**" if big["ours_s"] < t["max_s"] else "**missed**")
     )
