@@ -219,6 +219,7 @@ def machine_info() -> dict[str, Any]:
         **versions,
         "git": (rev or "unknown") + (" (uncommitted changes)" if dirty.stdout.strip() else ""),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "nice": os.nice(0),  # a benchmark run niced on a shared machine gets only what the others leave
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
 

@@ -56,7 +56,9 @@ def provenance(result: dict) -> str:
         f"*Measured by `{result.get('command', '?')}` on {m.get('date_utc', '?')} UTC in {result.get('seconds', '?')} "
         f"s: {m.get('cpu', '?')}, {m.get('logical_cores', '?')} cores, GPU {m.get('gpu', '?')}; torch "
         f"{m.get('torch', '?')}, ultralytics {m.get('ultralytics', '?')}, git {m.get('git', '?')}; load average "
-        f"{m.get('loadavg_at_start', '?')} at start, {result.get('loadavg_at_end', '?')} at end.*"
+        f"{m.get('loadavg_at_start', '?')} at start, {result.get('loadavg_at_end', '?')} at end"
+        + (f"; run under `nice -n {m['nice']}`" if m.get("nice") else "")
+        + ".*"
     )
 
 
