@@ -37,4 +37,4 @@ schema: install
 	$(VENV)/bin/yolocustom schema > configs/recipe.schema.json
 
 clean:
-	rm -rf runs datasets bench/out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf runs datasets bench/out/*/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,23 +1,33 @@
-"""Helpers shared by the benchmark scripts: paths, a clean offline environment, measured subprocesses, machine facts.
+"""What the benchmarks share: the module contract's one entry point, measured subprocesses, statistics, tables.
 
-Every benchmark runs its workloads in fresh subprocesses and measures them from the outside: wall time with
-``time.perf_counter`` and peak resident memory of that one child with ``os.wait4`` (``ru_maxrss``, KiB on Linux), so
-the measuring process never pollutes the figures.
+A benchmark is a module ``bench/bench_<name>.py`` with ``NAME`` (its JSON is ``bench/out/<NAME>.json``),
+``run(args) -> dict`` (measure; JSON-ready data), ``render(result) -> str`` (its markdown section, from that data
+only) and optionally ``add_arguments(parser)``, ``output_name(args)`` (when one module writes several results) and
+``TITLE`` (the heading shown while it has no result). :func:`main` runs one module alone; ``bench/run_all.py`` runs
+the selected ones through it and renders docs/BENCHMARKS.md.
+
+Workloads run in fresh subprocesses measured from the outside: wall time with ``time.perf_counter`` and the peak
+resident memory of that one child from ``os.wait4`` (``ru_maxrss``), so the measuring process never pollutes a figure.
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
 import json
 import os
 import platform
+import random
+import re
 import shlex
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,47 +39,21 @@ YOLOCUSTOM = str(BIN / "yolocustom")
 
 
 def bench_env(**extra: str) -> dict[str, str]:
-    """Return the environment for benchmark subprocesses: offline, no auto-install, unbuffered output.
-
-    Args:
-        **extra (str): Additional variables.
-
-    Returns:
-        (dict[str, str]): A copy of ``os.environ`` with the offline settings applied.
-    """
-    env = dict(os.environ)
-    env.update(
-        YOLO_OFFLINE="1",
-        YOLO_AUTOINSTALL="false",
-        PYTHONUNBUFFERED="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        MPLBACKEND="Agg",
-    )
-    env.update(extra)
+    """Return the environment for benchmark subprocesses: offline, no auto-install, unbuffered, no bytecode writes."""
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "PYTHONUNBUFFERED": "1"}
+    env.update(PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", **extra)
     return env
 
 
 @dataclass
 class Measured:
-    """One measured subprocess.
+    """One measured subprocess: exit status, wall and CPU (user + system) seconds, peak RSS (MiB), its output's log."""
 
-    Attributes:
-        cmd (list[str]): The command line.
-        returncode (int): Exit status (negative: killed by that signal).
-        wall_s (float): Wall-clock seconds from spawn to reap.
-        maxrss_mb (float): Peak resident set size of the child, MiB (``ru_maxrss`` from ``wait4``).
-        log (str): Path of the file holding its stdout and stderr.
-    """
-
-    cmd: list[str]
     returncode: int
     wall_s: float
+    cpu_s: float
     maxrss_mb: float
-    log: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the record as JSON-ready data."""
-        return asdict(self)
+    log: Path
 
 
 def run_measured(
@@ -81,47 +65,43 @@ def run_measured(
     timeout: float = 3600,
     poll: Callable[[int], None] | None = None,
 ) -> Measured:
-    """Run ``cmd`` to completion and measure its wall time and peak RSS (this child only).
+    """Run ``cmd`` (output into ``log``; cwd: the repository; env: :func:`bench_env`) and measure this child only.
 
-    Args:
-        cmd (list[str]): Command line.
-        log (Path): File receiving stdout and stderr.
-        cwd (Path, optional): Working directory (default: the repository root).
-        env (dict[str, str], optional): Environment (default: :func:`bench_env`).
-        timeout (float): Seconds before the child is killed.
-        poll (Callable[[int], None], optional): Called with the child's pid about every 10 ms while it runs.
-
-    Returns:
-        (Measured): The measurement; check ``returncode`` yourself.
+    ``poll(pid)`` is called about every 10 ms while it runs; the child is killed after ``timeout`` seconds. Check
+    ``returncode`` yourself.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd or REPO, env=env or bench_env(), stdout=out, stderr=subprocess.STDOUT)
-        deadline = start + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
+        while not (reaped := os.wait4(proc.pid, os.WNOHANG))[0]:
+            if time.perf_counter() > start + timeout:
                 proc.kill()
             if poll is not None:
                 poll(proc.pid)
             time.sleep(0.01)
         wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4; keep Popen consistent
-    return Measured(cmd, proc.returncode, wall, usage.ru_maxrss / 1024.0, str(log))
+    proc.returncode = os.waitstatus_to_exitcode(reaped[1])  # reaped by wait4 already; keep Popen consistent
+    usage = reaped[2]
+    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, log)
+
+
+def call_fresh(module_file: str, function: str, *args: str, cwd: Path | None = None) -> Any:
+    """Call ``function(*args)`` of the bench module at ``module_file`` in a fresh interpreter; return its JSON result.
+
+    Each timed workload then starts from a clean process: no imports, threads or memory of the measuring one.
+    """
+    path = Path(module_file).resolve()
+    code = f"import json, sys; sys.path.insert(0, {str(path.parent)!r}); import {path.stem} as m; "
+    code += f"print(json.dumps(m.{function}(*sys.argv[1:])))"
+    out = subprocess.run([PYTHON, "-c", code, *args], capture_output=True, text=True, env=bench_env(), cwd=cwd or REPO)
+    if out.returncode != 0:
+        raise RuntimeError(f"{path.stem}.{function}{args} exited {out.returncode}:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def process_cpu_seconds(pid: int) -> float | None:
-    """Return user + system CPU seconds used so far by process ``pid`` (all its threads), from ``/proc``.
-
-    Args:
-        pid (int): Process id.
-
-    Returns:
-        (float | None): CPU seconds, or None if the process is gone or ``/proc`` is unavailable.
-    """
+    """Return user + system CPU seconds used so far by process ``pid`` (all threads) from ``/proc``, None if gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
@@ -134,111 +114,158 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def bootstrap_median_ci(values: list[float], n: int = 10_000, seed: int = 0) -> list[float] | None:
+    """Return the 95 % percentile-bootstrap interval of the median of ``values`` (None for fewer than 2 values)."""
+    if len(values) < 2:
+        return None
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(n))
+    return [meds[int(0.025 * n)], meds[int(0.975 * n) - 1]]
 
 
-def _mem_gib() -> float:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024**2
-    except OSError:
-        pass
-    return float("nan")
+def paired(base: list[float], other: list[float]) -> dict[str, Any]:
+    """Paired ratios ``other[i] / base[i]`` (``ratios``), their ``median`` and its 95 % bootstrap interval ``ci95``.
+
+    Pairs measured back to back cancel slow drift of the machine, which dominates the noise between separate runs.
+    """
+    ratios = [b / a for a, b in zip(base, other, strict=True) if a and b]
+    return {"ratios": [round(r, 4) for r in ratios], "median": median(ratios), "ci95": bootstrap_median_ci(ratios)}
 
 
-def _version(module: str) -> str:
-    out = subprocess.run(
-        [PYTHON, "-c", f"import importlib.metadata as m; print(m.version({module!r}))"],
-        capture_output=True,
-        text=True,
-        env=bench_env(),
-    )
-    return out.stdout.strip() or "not installed"
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    """Format a number for a table, ``n/a`` when missing."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def ci_text(ci: list[float] | None) -> str:
+    """Return `` (95 % bootstrap interval lo-hi)`` or nothing."""
+    return f" (95 % bootstrap interval {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+
+
+def table(header: str | list[str], rows: list[list[Any]], align: str = "") -> str:
+    """Return a markdown table; ``header``: names joined by ``" | "``; ``align``: ``l``/``r`` per column (l, r...)."""
+    names = header.split(" | ") if isinstance(header, str) else header
+    align = align or "l" + "r" * (len(names) - 1)
+    lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def shell_join(cmd: list[str]) -> str:
+    """Return ``cmd`` as a copy-pasteable shell line, with the repository root and the venv shortened."""
+    return shlex.join(cmd).replace(str(BIN) + "/", ".venv/bin/").replace(str(REPO) + "/", "")
+
+
+def read_results_csv(path: Path) -> list[dict[str, float]]:
+    """Read an Ultralytics ``results.csv`` into rows of floats, keys stripped."""
+    with open(path, newline="") as f:
+        return [{k.strip(): float(v) for k, v in row.items() if k and v.strip()} for row in csv.DictReader(f)]
+
+
+def epoch_times(rows: list[dict[str, float]], skip_first: bool = True) -> list[float]:
+    """Per-epoch seconds from results.csv's cumulative ``time`` column; epoch 1 (warm-up) dropped unless asked."""
+    times = [r["time"] for r in rows]
+    deltas = [b - a for a, b in zip(times, times[1:], strict=False)]
+    return deltas if skip_first else times[:1] + deltas
+
+
+def train_args(data: Path, project: Path, name: str, epochs: int, **extra: Any) -> dict[str, Any]:
+    """Return the Ultralytics ``train()`` arguments of the tiny CPU runs (imgsz 64, batch 16, no workers, seed 0)."""
+    return {"data": str(data), "epochs": epochs, "imgsz": 64, "batch": 16, "workers": 0, "device": "cpu", "seed": 0,
+            "plots": False, "project": str(project), "name": name, "exist_ok": True, **extra}  # fmt: skip
+
+
+def recipe_command(path: Path, model: str, args: dict[str, Any], features: dict[str, Any]) -> list[str]:
+    """Write the recipe equal to Ultralytics ``args`` plus ``features``; return its ``yolocustom train`` command."""
+    import yaml
+
+    train = {k: v for k, v in args.items() if k not in {"data", "device"}}
+    recipe = {"model": model, "data": args["data"], "device": args["device"], "train": train, "features": features}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return [YOLOCUSTOM, "train", str(path)]
+
+
+def train_measured(
+    cmd: list[str], run_folder: Path, log: Path, **kwargs: Any
+) -> tuple[Measured, list[dict[str, float]]]:
+    """Run a training command (see :func:`run_measured`), raise if it fails; return it and its results.csv rows."""
+    measured = run_measured(cmd, log, **kwargs)
+    if measured.returncode != 0:
+        raise RuntimeError(f"{shell_join(cmd)} exited {measured.returncode}; see {log}")
+    return measured, read_results_csv(run_folder / "results.csv")
 
 
 def machine_info() -> dict[str, Any]:
-    """Describe the machine and software the figures were taken on.
-
-    Returns:
-        (dict[str, Any]): CPU model, logical cores, memory, OS, Python/torch/Ultralytics versions, git commit, load.
-    """
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=REPO)
+    """Describe the machine and software: CPU, cores, memory, GPU, versions, git commit, load average and date."""
+    probe = (
+        "import importlib.metadata as m, json, torch\n"
+        "v = {p: m.version(p) for p in ('torch', 'ultralytics', 'yolocustom')}\n"
+        "v['gpu'] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'\n"
+        "print(json.dumps(v))"
+    )
+    out = subprocess.run([PYTHON, "-c", probe], capture_output=True, text=True, env=bench_env())
+    versions = json.loads(out.stdout) if out.returncode == 0 else {}
+    git = ["git", "-C", str(REPO)]
+    rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "yolocustom", "bench/*.py"], capture_output=True)
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())  # Linux, like wait4 and /proc
+    mem = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
+    info = {"cpu": cpu[1] if cpu else "unknown", "memory_gib": round(int(mem[1]) / 1024**2, 1) if mem else None}
     return {
-        "cpu": _cpu_model(),
+        **info,
         "logical_cores": os.cpu_count(),
-        "memory_gib": round(_mem_gib(), 1),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "torch": _version("torch"),
-        "ultralytics": _version("ultralytics"),
-        "yolocustom": _version("yolocustom"),
-        "git": (rev.stdout.strip() or "unknown") + (" (uncommitted changes)" if dirty.stdout.strip() else ""),
-        "gpu": "none used: no GPU is lent to this task (CPU-only figures)",
+        **versions,
+        "git": (rev or "unknown") + (" (uncommitted changes)" if dirty.stdout.strip() else ""),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "nice": os.nice(0),  # a benchmark run niced on a shared machine gets only what the others leave
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically (temporary file, then rename).
-
-    Args:
-        path (Path): Target file; its folder is created.
-        data (Any): JSON-serialisable data.
-    """
+    """Write ``data`` as indented JSON, atomically (temporary file, then rename); the folder is created."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
 
 
-def shell_join(cmd: list[str]) -> str:
-    """Return ``cmd`` as a copy-pasteable shell line, with the repository root and venv shortened.
+def out_dir(quick: bool) -> Path:
+    """Where results go: ``bench/out`` (committed JSON), or ``bench/out/quick`` for smoke runs (ignored)."""
+    return OUT_DIR / "quick" if quick else OUT_DIR
 
-    Args:
-        cmd (list[str]): Command line.
 
-    Returns:
-        (str): The quoted line, with paths relative to the repository where possible.
+def work_dir(args: argparse.Namespace, name: str) -> Path:
+    """A module's run folder (datasets, runs, logs) under ``bench/out`` (ignored by git)."""
+    return out_dir(args.quick) / "work" / name
+
+
+def main(module: ModuleType, argv: list[str] | None = None) -> int:
+    """Run one benchmark module: parse its options, ``run``, write its JSON, and print its section.
+
+    The harness adds to the JSON: ``module``, ``command`` (as typed, relative to the repository), ``machine``
+    (:func:`machine_info` at the start), ``loadavg_at_end`` and ``seconds``.
     """
-    text = shlex.join(cmd)
-    return text.replace(str(BIN) + "/", ".venv/bin/").replace(str(REPO) + "/", "")
-
-
-def read_results_csv(path: Path) -> list[dict[str, float]]:
-    """Read an Ultralytics ``results.csv`` into rows of floats, keys stripped.
-
-    Args:
-        path (Path): The CSV.
-
-    Returns:
-        (list[dict[str, float]]): One dict per epoch row.
-    """
-    import csv
-
-    with open(path, newline="") as f:
-        return [{k.strip(): float(v) for k, v in row.items() if k and v.strip()} for row in csv.DictReader(f)]
-
-
-def epoch_times(rows: list[dict[str, float]], skip_first: bool = True) -> list[float]:
-    """Per-epoch wall seconds from the cumulative ``time`` column of results.csv.
-
-    Args:
-        rows (list[dict[str, float]]): From :func:`read_results_csv`.
-        skip_first (bool): Drop epoch 1 (warm-up: model build, data-loader creation, first allocations).
-
-    Returns:
-        (list[float]): ``time[i] - time[i-1]`` for each epoch after the first (``time[0]`` too when not skipped).
-    """
-    times = [r["time"] for r in rows]
-    deltas = [b - a for a, b in zip(times, times[1:], strict=False)]
-    return deltas if skip_first else [times[0], *deltas] if times else []
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=(module.__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run (not evidence); JSON under bench/out/quick")
+    if hasattr(module, "add_arguments"):
+        module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    stem = Path(module.__file__ or "").stem
+    machine, start = machine_info(), time.perf_counter()
+    result = {
+        **module.run(args),
+        "module": stem.removeprefix("bench_"),
+        "command": shlex.join(["python", f"bench/{stem}.py", *argv]),
+        "machine": machine,
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    name = module.output_name(args) if hasattr(module, "output_name") else module.NAME
+    path = out_dir(args.quick) / f"{name}.json"
+    write_json(path, result)
+    print(module.render(result), f"\nwrote {path.relative_to(REPO)}", sep="\n")
+    return 0

@@ -91,7 +91,7 @@ _REPORT: list[dict[str, Any]] = []
 @pytest.fixture
 def drill_record(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Record measured facts of a drill; written as JSON to ``$YOLOCUSTOM_DRILL_REPORT`` at the end of the session
-    (``bench/run_all.py --drills`` folds them into docs/BENCHMARKS.md)."""
+    (``python bench/run_all.py drills`` folds them into docs/BENCHMARKS.md)."""
 
     def record(**facts: Any) -> None:
         _REPORT.append({"test": request.node.nodeid, **facts})
