@@ -22,15 +22,16 @@ Design, fixed in this file before any result was seen (nothing below is tuned on
 * Metrics: each run's best.pt is validated on test and on val (``YOLO(best).val(split=..., imgsz=<train imgsz>)``):
   mAP50, mAP50-95, and recall, F1 and AP50 of each rare class. Reported per arm as mean ± sample sd over seeds, and as
   paired differences against ``plain`` (same seed) with their mean ± sd; plus the training wall time per run.
-* Budget (``--budget``): ``smoke`` proves the pipeline (3 epochs at 64 px, a twentieth of train). ``cpu`` was sized
-  by measurement on the 2-core machine: one 224 px epoch of Aquarium takes ~30 s per 1-thread run (26 s train + 4 s
-  val), two runs side by side; 24 runs x 10 epochs then take ~1.5 h. ``gpu``: 640 px, 100 epochs.
+* Budget (``--budget``; ``--quick`` is ``smoke``): ``smoke`` proves the pipeline (3 epochs at 64 px, a twentieth of
+  train). ``cpu`` was sized by measurement on the 2-core machine: one 224 px epoch of Aquarium takes ~30 s per
+  1-thread run (26 s train + 4 s val), two runs side by side; 24 runs x 10 epochs then take ~1.5 h. ``gpu``: 640 px,
+  100 epochs.
 
 Resumable: a run whose ``quality_metrics.json`` exists is loaded, a partial run folder is trained again.
 
 Usage::
 
-    python bench/bench_quality.py --budget smoke
+    python bench/bench_quality.py --quick                 # the smoke budget, JSON under bench/out/quick
     python bench/bench_quality.py --budget cpu            # ~1.5 h on 2 free CPU cores
     python bench/bench_quality.py --budget gpu --device 0
 """
@@ -44,7 +45,6 @@ import shutil
 import statistics
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -52,9 +52,10 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOCS, OUT_DIR, PYTHON, REPO, bench_env, machine_info, run_measured, shell_join, write_json  # noqa: E402
+from _common import DOCS, PYTHON, REPO, bench_env, main, run_measured, shell_join, work_dir, write_json  # noqa: E402
 
 NAME = "quality_finetune"
+TITLE = "Fine-tuning study: a pretrained model on real imbalanced data"
 SHARED = REPO.parent / "shared"
 WEIGHTS = {"auto": "sqrt_inverse"}
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {  # arm -> (family, features)
@@ -86,19 +87,14 @@ EVAL_LOCK = threading.Lock()  # runs train side by side; evaluations take turns
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The study's options."""
-    parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
+    parser.add_argument("--budget", choices=[b for b in BUDGETS if b != "smoke"], default="cpu")
     parser.add_argument("--data", type=Path, default=SHARED / "datasets" / "aquarium" / "aquarium.yaml")
     parser.add_argument("--pretrained", type=Path, default=SHARED / "weights" / "yolo11n-pose.pt")
     parser.add_argument("--model", default="yolo11n.yaml")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="OMP threads per run")
     parser.add_argument("--jobs", type=int, help="runs side by side (default: the budget's)")
-    parser.add_argument("--root", type=Path, help="where runs go (default bench/out/<name>_<budget>)")
-
-
-def output_name(args: argparse.Namespace) -> str:
-    """One JSON per budget; the smoke run never replaces the published result."""
-    return NAME if args.budget != "smoke" else f"{NAME}_smoke"
+    parser.add_argument("--root", type=Path, help="where runs go (default bench/out/work/<name>_<budget>)")
 
 
 def dataset(path: Path, out: Path) -> tuple[Path, dict[str, Any]]:
@@ -110,16 +106,32 @@ def dataset(path: Path, out: Path) -> tuple[Path, dict[str, Any]]:
     return out, data
 
 
-def instances(data: dict[str, Any], split: str) -> dict[str, int]:
-    """Instances per class name in one split, as Ultralytics reads the label files (line by line)."""
-    names = data["names"]
+def image_classes(data: dict[str, Any], split: str) -> list[list[int]]:
+    """Per label file of one split, the class id of each instance, as Ultralytics reads them (line by line)."""
     labels = Path(data["path"]) / str(data[split]).replace("images", "labels")
-    counts = dict.fromkeys(names.values(), 0)
-    for f in sorted(labels.glob("*.txt")):
-        for line in f.read_text().splitlines():
-            if line.strip():
-                counts[names[int(line.split()[0])]] += 1
+    return [
+        [int(ln.split()[0]) for ln in f.read_text().splitlines() if ln.strip()] for f in sorted(labels.glob("*.txt"))
+    ]
+
+
+def instances(data: dict[str, Any], split: str) -> dict[str, int]:
+    """Instances per class name in one split."""
+    counts = dict.fromkeys(data["names"].values(), 0)
+    for classes in image_classes(data, split):
+        for c in classes:
+            counts[data["names"][c]] += 1
     return counts
+
+
+def sampled_images(data: dict[str, Any]) -> dict[str, float]:
+    """Train images, and the images the ``rfs`` arm draws per epoch (the sum of its LVIS factors): more optimizer
+    steps per epoch, which its comparison with ``plain`` has to be read with."""
+    from yolocustom.features.repeat_factor import compute_repeat_factors
+
+    images = image_classes(data, "train")
+    threshold = ARMS["rfs"][1]["repeat_factor_sampling"]["threshold"]
+    factors = compute_repeat_factors(images, len(data["names"]), threshold)
+    return {"images": len(images), "expected": round(factors.expected_images(), 1)}
 
 
 def run_one(cfg: dict[str, Any], arm: str, features: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -280,9 +292,10 @@ def summarise(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the study (phase 1, then the combination chosen on val) and return its record."""
-    cfg = {**BUDGETS[args.budget], "budget": args.budget}
+    budget = "smoke" if args.quick else args.budget
+    cfg = {**BUDGETS[budget], "budget": budget}
     cfg["jobs"] = args.jobs or cfg["jobs"]
-    root = args.root or OUT_DIR / f"{NAME}_{args.budget}"
+    root = args.root or work_dir(args, f"{NAME}_{budget}")
     data, spec = dataset(args.data, root / "data.yaml")
     counts = {split: instances(spec, split) for split in ("train", "val", "test")}
     rare = sorted(counts["train"], key=counts["train"].__getitem__)[:3]
@@ -295,7 +308,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         device=args.device,
         threads=args.threads,
     )
-    start = time.time()
     runs = phase(cfg, {arm: feats for arm, (_, feats) in ARMS.items()})
     combo, rule = combination(runs)
     runs += phase(cfg, {"combo": combo})
@@ -308,15 +320,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "pretrained": args.pretrained.name,
             "dataset": args.data.parent.name,
             "instances": counts,
+            "rfs_images": sampled_images(spec),
             "rare": rare,
             "arms": {a: ARMS[a][1] for a in ARMS} | {"combo": combo},
             "combo_rule": rule,
-            "machine": machine_info(),
-            "command": shell_join([PYTHON, "bench/bench_quality.py", *sys.argv[1:]]),
         },
         "runs": runs,
         "summary": summarise(runs, arms),
-        "wall_s": round(time.time() - start, 1),
     }
 
 
@@ -329,12 +339,11 @@ def render(result: dict[str, Any]) -> str:
         return f"{e['mean']:+.3f} ± {e['sd']:.3f}" if signed else f"{e['mean']:.3f} ± {e['sd']:.3f}"
 
     lines = [
-        f"## Fine-tuning study: a pretrained model on real imbalanced data ({d['dataset']})",
+        f"## {TITLE} ({d['dataset']})",
         "",
         f"`{d['model']}` with the COCO-pretrained `{d['pretrained']}` backbone, fine-tuned {b['epochs']} epochs at "
         f"{b['imgsz']} px, batch {b['batch']}, seeds {b['seeds']}, device `{d['device']}`; {len(result['runs'])} runs, "
-        f"{result['wall_s'] / 3600:.1f} h wall clock, {b['jobs']} at a time ({d['machine']['cpu']}, "
-        f"{d['machine']['logical_cores']} cores). Command: `{d['command']}`. Trained on train, best.pt chosen on val "
+        f"{result['seconds'] / 3600:.1f} h wall clock, {b['jobs']} at a time. Trained on train, best.pt chosen on val "
         f"(Ultralytics' fitness), the combination chosen on val (rule in `bench/bench_quality.py`); every figure "
         f"below is on the **test** split ({sum(test.values())} instances; "
         + ", ".join(f"{n} {test[n]}" for n in rare)
@@ -424,9 +433,4 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parsed = parser.parse_args()
-    out = OUT_DIR / f"{output_name(parsed)}.json"
-    write_json(out, run(parsed))
-    print(f"[quality] wrote {out}")
+    raise SystemExit(main(sys.modules[__name__]))
