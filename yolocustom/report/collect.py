@@ -24,6 +24,7 @@ import yaml
 from yolocustom.errors import UserError
 from yolocustom.features.f1_logging import PER_CLASS_FILE as F1_PER_CLASS_FILE
 from yolocustom.features.fitness import (
+    DEFAULT_FITNESS,
     PER_CLASS_COLUMNS,
     PER_CLASS_KEYS,
     PER_CLASS_METRICS_FILE,
@@ -65,7 +66,8 @@ class Run:
         fitness (list[float]): The recipe's fitness at each of those epochs.
         per_class (dict[int, PerClass]): Epoch -> ``metrics_per_class.csv`` rows of classes with val instances.
         f1_per_class (dict[int, dict[str, float]]): Epoch -> class -> F1 of ``family`` (``f1_per_class.csv``).
-        thresholds (dict[str, float]): Class name -> deployed confidence threshold (``thresholds.yaml``).
+        thresholds (dict[str, dict[str, float]]): Class name -> ``threshold`` (the deployed confidence) and, where
+            given, ``instances`` (``thresholds.yaml``).
         missing (list[str]): What the report cannot show for this run, and why.
     """
 
@@ -81,7 +83,7 @@ class Run:
     fitness: list[float] = field(default_factory=list)
     per_class: dict[int, PerClass] = field(default_factory=dict)
     f1_per_class: dict[int, dict[str, float]] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -220,8 +222,10 @@ def read_run(path: Path, label: str) -> Run:
     names = _class_names(run)
     run.family = _table_family(run, feature)
     _read_thresholds(run)
-    run.fitness_name = fitness_formula(feature, names) if feature else fitness_formula(FitnessFeature(metric="default"))
+    run.fitness_name = fitness_formula(feature, names) if feature else DEFAULT_FITNESS
     run.fitness = [_fitness(run, feature, names, i) for i in range(len(run.epochs))]
+    if run.epochs and all(math.isnan(v) for v in run.fitness):
+        run.missing.append(f"its fitness ({run.fitness_name}) cannot be recomputed from its files: no fitness curve")
     _note_per_class(run)
     return run
 
@@ -282,19 +286,23 @@ def _read_per_class(run: Run) -> None:
     path = run.path / PER_CLASS_METRICS_FILE
     if path.is_file():
         for row in read_rows(path):
-            epoch = int(number(row.get("epoch")))
-            tables = run.per_class.setdefault(epoch, {})
+            epoch = number(row.get("epoch"))
+            if math.isnan(epoch):
+                continue
+            tables = run.per_class.setdefault(int(epoch), {})
             for suffix in FAMILIES:
                 cols = {c: c if suffix == "B" else f"{c}({suffix})" for c in PER_CLASS_COLUMNS[4:]}
                 if cols["P"] not in row or not row[cols["P"]]:
                     continue  # a family the task lacks, or a class without val instances
                 values = {c: number(row[col]) for c, col in cols.items()}
-                tables.setdefault(suffix, {})[row["class_name"]] = {"instances": number(row["instances"]), **values}
+                count = number(row.get("instances"))
+                tables.setdefault(suffix, {})[row.get("class_name", "")] = {"instances": count, **values}
     path = run.path / F1_PER_CLASS_FILE
     if path.is_file():
         for row in read_rows(path):
-            epoch = int(number(row.pop("epoch", "")))
-            run.f1_per_class[epoch] = {k: number(v) for k, v in row.items() if v}
+            epoch = number(row.pop("epoch", ""))
+            if not math.isnan(epoch):
+                run.f1_per_class[int(epoch)] = {k: number(v) for k, v in row.items() if v}
 
 
 def _note_per_class(run: Run) -> None:
@@ -319,7 +327,8 @@ def _class_names(run: Run) -> dict[int, str]:
     if not path.is_file():
         return {}
     rows = read_rows(path)
-    return {int(number(r["class_id"])): r["class_name"] for r in rows if r.get("epoch") == rows[0].get("epoch")}
+    first = [r for r in rows if r.get("epoch") == rows[0].get("epoch") and r.get("class_id", "").isdigit()]
+    return {int(r["class_id"]): r.get("class_name", "") for r in first}
 
 
 def _table_family(run: Run, feature: FitnessFeature | None) -> Family:
@@ -330,14 +339,14 @@ def _table_family(run: Run, feature: FitnessFeature | None) -> Family:
     data = read_yaml(path) if path.is_file() else None
     if isinstance(data, dict) and data.get("family") is not None:
         named = str(data["family"]).strip("()")
-        family = next((f for f in FAMILIES.values() if named in (f.suffix, f.attr, f.what)), None)
-        if family in task_families:
-            return family
+        for family in task_families:
+            if named in (family.suffix, family.attr, family.what):
+                return family
     if feature is not None:
         metrics = [feature.metric] if feature.metric else list(feature.weights or {})
         families = {parse_metric(m)[1] for m in metrics if m != "default"}
-        if len(families) == 1 and (family := families.pop()) in task_families:
-            return family
+        if len(families) == 1 and (only := families.pop()) in task_families:
+            return only
     return BOX
 
 
@@ -352,9 +361,9 @@ def _read_thresholds(run: Run) -> None:
         run.missing.append(f"{THRESHOLDS_FILE}: expected a 'classes' mapping, found none: no thresholds shown")
         return
     for name, entry in classes.items():
-        value = entry.get("threshold") if isinstance(entry, dict) else None
-        if isinstance(value, int | float):
-            run.thresholds[str(name)] = float(value)
+        if isinstance(entry, dict) and isinstance(entry.get("threshold"), int | float):
+            numbers = {k: float(entry[k]) for k in ("threshold", "instances") if isinstance(entry.get(k), int | float)}
+            run.thresholds[str(name)] = numbers
 
 
 def _fitness(run: Run, feature: FitnessFeature | None, names: dict[int, str], i: int) -> float:
@@ -372,11 +381,15 @@ def _fitness(run: Run, feature: FitnessFeature | None, names: dict[int, str], i:
     if feature.classes is not None:
         if not tables:
             return math.nan
+        try:
+            ids = resolve_classes(feature, names)
+        except ValueError:  # a class the per-class file does not name
+            return math.nan
         by_id = {
             f.suffix: {cid: tables[f.suffix][n] for cid, n in names.items() if n in tables.get(f.suffix, {})}
             for f in families
         }
-        return per_class_fitness(feature, resolve_classes(feature, names), by_id) + TIE_BREAK * default
+        return per_class_fitness(feature, ids, by_id) + TIE_BREAK * default if ids else math.nan
     for name in [feature.metric] if feature.metric else list(feature.weights or {}):
         key = metric_key(name)
         if key not in metrics and name != "default":  # F1 without f1_logging: the same mean, from the per-class file

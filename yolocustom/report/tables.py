@@ -86,13 +86,19 @@ def metrics_summary(runs: list[Run]) -> Table:
 
 
 def class_rows(run: Run) -> dict[str, dict[str, float]]:
-    """Class -> ``instances, P, R, F1, AP50, threshold`` of one run at its best epoch (NaN where unknown)."""
+    """Class -> ``instances, P, R, F1, AP50, threshold`` of one run at its best epoch (NaN where unknown).
+
+    From metrics_per_class.csv; without it, F1 from f1_per_class.csv and instances from thresholds.yaml. The P, R and
+    F1 that thresholds.yaml holds are at the class's threshold, another operating point, so they are not mixed in.
+    """
     rows = {name: {c: row.get(c, math.nan) for c in CLASS_COLUMNS} for name, row in run.class_rows.items()}
-    if not rows and run.best_index is not None:  # no metrics_per_class.csv: F1 alone, from f1_per_class.csv
+    if not rows and run.best_index is not None:
         f1 = run.f1_at(run.epochs[run.best_index])
-        rows = {name: {**dict.fromkeys(CLASS_COLUMNS, math.nan), "F1": value} for name, value in f1.items()}
+        for name in dict.fromkeys([*f1, *run.thresholds]):
+            rows[name] = {**dict.fromkeys(CLASS_COLUMNS, math.nan), "F1": f1.get(name, math.nan)}
+            rows[name]["instances"] = run.thresholds.get(name, {}).get("instances", math.nan)
     for name in rows:
-        rows[name]["threshold"] = run.thresholds.get(name, math.nan)
+        rows[name]["threshold"] = run.thresholds.get(name, {}).get("threshold", math.nan)
     return rows
 
 
