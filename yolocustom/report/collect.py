@@ -222,7 +222,11 @@ def read_run(path: Path, label: str) -> Run:
     names = _class_names(run)
     run.family = _table_family(run, feature)
     _read_thresholds(run)
-    run.fitness_name = fitness_formula(feature, names) if feature else DEFAULT_FITNESS
+    try:
+        run.fitness_name = fitness_formula(feature, names) if feature else DEFAULT_FITNESS
+    except ValueError:  # a fitness class the per-class file does not name: as the recipe wrote it
+        assert feature is not None
+        run.fitness_name = f"{fitness_formula(feature.model_copy(update={'classes': None}))} over {feature.classes}"
     run.fitness = [_fitness(run, feature, names, i) for i in range(len(run.epochs))]
     if run.epochs and all(math.isnan(v) for v in run.fitness):
         run.missing.append(f"its fitness ({run.fitness_name}) cannot be recomputed from its files: no fitness curve")
