@@ -1,16 +1,9 @@
 """compute-weights scaling: ``count_labels`` against building Ultralytics' ``YOLODataset`` on the same label files.
 
-For each size (default 1k, 10k and 100k label files, about 7 boxes each) a tree ``images/train`` (tiny 16x16 JPEGs,
-hard-linked so 100k images cost a few inodes) and ``labels/train`` is generated, then every mode is timed ``--repeat``
-times, each in a fresh interpreter with its imports untimed, and the median reported:
-
-* ``ours``: ``split_image_paths`` + ``count_labels``, Ultralytics' cache ignored, default workers (a process pool when
-  the split is large and CPUs are idle); ``ours_serial``: the same in-process (``workers=0``);
-* ``yolo`` cold: ``YOLODataset(...)`` after deleting ``labels/train.cache`` (a full scan that also opens every image);
-* warm: ``YOLODataset`` and ``count_labels`` both reading the ``labels/train.cache`` Ultralytics wrote.
-
-Counts must be identical in every mode or the benchmark fails. The page cache is warm in all runs (files just
-written and synced), which favours neither side. Targets at the largest size: under 5 s and >= 20x the cold scan.
+Per size (default 1k, 10k, 100k label files, about 7 boxes each; images are tiny hard-linked JPEGs) every mode of
+:func:`measure` runs ``--repeat`` times, each in a fresh interpreter with its imports untimed; medians are reported and
+the counts of every mode must be identical. The page cache is warm in all runs, which favours neither side. Targets
+at 100k files: under 5 s and >= 20x the cold ``YOLODataset`` scan.
 """
 
 from __future__ import annotations
