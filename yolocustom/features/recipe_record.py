@@ -44,7 +44,8 @@ class RecipeRecordMixin(TrainerBase):
     Hooks:
         ``set_model_attributes``: the first point where the built model exists on every rank, and inside training, so
             under DDP it runs after Ultralytics' launcher has wiped the save dir. Attaches ``{recipe, digest}`` to the
-            model (the EMA copy carries it into last.pt/best.pt) and writes ``recipe.yaml`` on rank 0.
+            model (the EMA copy carries it into last.pt/best.pt, with the world size and node count of the run) and
+            writes ``recipe.yaml`` on rank 0.
         ``resume_training``: Ultralytics appends to results.csv after the epoch's row may already be there (a kill
             between ``save_metrics`` and ``save_model``); rows past the checkpoint's epoch are dropped so a resumed run
             has no duplicate epochs.
@@ -71,7 +72,14 @@ class RecipeRecordMixin(TrainerBase):
         from ultralytics.utils import RANK
 
         recipe = self.yc_recipe
-        record = {"recipe": recipe.resolved_dict(), "digest": recipe.digest(), "yolocustom": __version__}
+        world = getattr(type(self), "yc_world", None) or {}
+        record = {
+            "recipe": recipe.resolved_dict(),
+            "digest": recipe.digest(),
+            "yolocustom": __version__,
+            "world_size": int(world.get("size", 1)),  # processes that trained it (an audit of how the run was made)
+            "nnodes": int(world.get("nnodes", 1)),
+        }
         setattr(self.model, CHECKPOINT_ATTR, record)
         if RANK in {-1, 0}:
             import yaml
