@@ -194,14 +194,14 @@ def final_validation(trainer_cls: type, last: Path) -> TrainOutcome:
         trainer_cls (type): The trainer class rebuilt from the checkpoint's recipe.
         last (Path): The run's last.pt (every epoch trained).
     """
-    from ultralytics.utils.torch_utils import strip_optimizer
+    from yolocustom.features.recipe_record import strip_checkpoint
 
     trainer = trainer_cls(overrides={"model": str(last), "resume": str(last)})  # arguments come from the checkpoint
     print(f"Every epoch of {last} was trained; running the closing validation of best.pt that the run missed")
-    ckpt = strip_optimizer(trainer.last) if Path(trainer.last).exists() else {}
+    ckpt = strip_checkpoint(trainer.last) if Path(trainer.last).exists() else {}
     metrics: dict[str, float] = {}
     if Path(trainer.best).exists():
-        strip_optimizer(trainer.best, updates={"train_results": ckpt.get("train_results")})
+        strip_checkpoint(trainer.best, updates={"train_results": ckpt.get("train_results")})
         trainer.test_loader = None  # the validator builds its own loader from the run's data and arguments
         validator = trainer.get_validator()
         validator.args.plots = trainer.args.plots

@@ -1,6 +1,7 @@
 """Test-only probe for multi-process runs: with ``YC_PROBE_DIR`` set and this folder on ``PYTHONPATH``, every Python
 process registers an Ultralytics default callback that records, per rank and epoch, a hash of the model's parameters,
-the class weights and the train sampler's draw and shard, as JSON lines in ``$YC_PROBE_DIR/rank<RANK>.jsonl``.
+the class weights and the train sampler's draw and shard (and each epoch's start, with the process id), as
+JSON lines in ``$YC_PROBE_DIR/rank<RANK>.jsonl``.
 
 Python imports ``sitecustomize`` at start-up, so the real ``yolocustom train`` CLI under torchrun carries the probe
 without any test hook in the product code.
@@ -29,7 +30,10 @@ if os.environ.get("YC_PROBE_DIR"):
 
         sampler = getattr(trainer.train_loader, "sampler", None)
         row: dict[str, Any] = {
+            "event": "end",
             "rank": int(os.environ.get("RANK", "-1")),
+            "pid": os.getpid(),
+            "restart": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
             "epoch": int(trainer.epoch),
             "world_size": int(trainer.world_size),
             "model": _digest(unwrap_model(trainer.model)),
@@ -44,6 +48,13 @@ if os.environ.get("YC_PROBE_DIR"):
         if hasattr(sampler, "shard"):
             row["draw"] = sampler.draw(trainer.epoch).tolist()
             row["shard"] = sampler.shard(trainer.epoch).tolist()
+        _write(row)
+
+    def _started(trainer: Any) -> None:
+        rank = int(os.environ.get("RANK", "-1"))
+        _write({"event": "start", "rank": rank, "pid": os.getpid(), "epoch": int(trainer.epoch)})
+
+    def _write(row: dict[str, Any]) -> None:
         out = Path(os.environ["YC_PROBE_DIR"]) / f"rank{row['rank']}.jsonl"
         with open(out, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
@@ -51,6 +62,7 @@ if os.environ.get("YC_PROBE_DIR"):
     try:
         from ultralytics.utils.callbacks.base import default_callbacks
 
+        default_callbacks["on_train_epoch_start"].append(_started)
         default_callbacks["on_train_epoch_end"].append(_record)
     except ImportError:  # a process without Ultralytics (never the trainer's)
         pass

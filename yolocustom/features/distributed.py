@@ -38,7 +38,8 @@ class DistributedMixin(TrainerBase):
             ``_setup_train`` until ``_build_train_pipeline`` (the next hook after the wrap), which wraps the CPU model
             itself with Ultralytics' options, restores it and broadcasts rank 0's AMP decision as Ultralytics does.
         ``final_eval``: Ultralytics validates best.pt on every rank from the file, on a CUDA device, which fails on a
-            CPU group and on nodes that do not share the run folder. Rank 0 strips the checkpoints and sends best.pt's
+            CPU group and on nodes that do not share the run folder. Rank 0 strips the checkpoints (atomically, see
+            ``RecipeRecordMixin``) and sends best.pt's
             weights to every rank; the ranks validate them sharded, as each epoch (gathered on rank 0).
     """
 
@@ -92,15 +93,15 @@ class DistributedMixin(TrainerBase):
     def final_eval(self) -> None:
         from ultralytics.utils import LOGGER, RANK
         from ultralytics.utils.patches import torch_load
-        from ultralytics.utils.torch_utils import strip_optimizer
 
+        from yolocustom.features.recipe_record import strip_checkpoint
         from yolocustom.launcher import broadcast
 
         state = None
         if RANK == 0:
-            ckpt = strip_optimizer(self.last) if self.last.exists() else {}
+            ckpt = strip_checkpoint(self.last) if self.last.exists() else {}
             if self.best.exists():
-                strip_optimizer(self.best, updates={"train_results": ckpt.get("train_results")})
+                strip_checkpoint(self.best, updates={"train_results": ckpt.get("train_results")})
                 best = torch_load(self.best, map_location="cpu")
                 state = (best.get("ema") or best["model"]).float().state_dict()
         state = broadcast(state)

@@ -38,6 +38,27 @@ def trim_csv_after_epoch(path: Path, last_epoch: int) -> int:
     return dropped
 
 
+def strip_checkpoint(path: Path, updates: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ultralytics' ``strip_optimizer`` on ``path``, written to a temporary file that then replaces ``path``
+    (``os.replace``): a kill or SIGTERM mid-write leaves the whole unstripped checkpoint, never half of one.
+
+    Returns:
+        (dict): The stripped checkpoint (empty when ``path`` is no Ultralytics checkpoint, which stays untouched).
+    """
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        ckpt = strip_optimizer(path, s=str(tmp), updates=updates)
+        if tmp.exists():
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return ckpt
+
+
 class RecipeRecordMixin(TrainerBase):
     """Record the recipe; changes nothing about the optimisation itself.
 
@@ -52,6 +73,9 @@ class RecipeRecordMixin(TrainerBase):
         ``save_model``: Ultralytics writes last.pt/best.pt in place, so a kill or a full disk mid-write leaves a
             truncated file and the previous checkpoint is already gone. The base method writes to temp names here, and
             each finished file replaces its target atomically (``os.replace``).
+        ``final_eval``: Ultralytics strips last.pt and best.pt in place before the closing validation, so SIGTERM
+            (preemption, eviction) mid-write would truncate both; the same steps, with each strip replacing its file
+            atomically (``strip_checkpoint``), then Ultralytics' validation of best.pt unchanged.
     """
 
     yc_recipe_data: ClassVar[dict[str, Any]] = {}
@@ -117,3 +141,23 @@ class RecipeRecordMixin(TrainerBase):
             if tmp.exists():
                 os.replace(tmp, final)
         return saved
+
+    def final_eval(self) -> None:
+        from ultralytics.utils import LOCAL_RANK, LOGGER, RANK
+        from ultralytics.utils.torch_utils import torch_distributed_zero_first
+
+        model = self.best if self.best.exists() else None
+        with torch_distributed_zero_first(LOCAL_RANK):  # strip only on rank 0 (Ultralytics' DDP); the others wait
+            if RANK in {-1, 0}:
+                ckpt = strip_checkpoint(self.last) if self.last.exists() else {}
+                if model:
+                    strip_checkpoint(self.best, updates={"train_results": ckpt.get("train_results")})
+        if model:
+            LOGGER.info(f"\nValidating {model}...")
+            self.validator.args.plots = self.args.plots
+            self.validator.args.compile = False  # as Ultralytics: compiling for one pass costs more than it saves
+            self.metrics = self.validator(model=model)
+            self.metrics.pop("fitness", None)
+            self.epoch += 1  # log best metrics at step epochs+1, not overwriting the last epoch
+            self.run_callbacks("on_fit_epoch_end")
+            self.epoch -= 1
