@@ -121,29 +121,30 @@ def test_bad_recipe_under_two_ranks_fails_fast_with_one_message(tmp_path: Path, 
 def test_a_rank_whose_preflight_fails_stops_every_rank(tmp_path: Path, coco8_yaml: Path) -> None:
     """Node 1 cannot find the dataset (its copy of the recipe names a missing YAML): its pre-flight fails, and node 0,
     whose pre-flight passed, stops too, quoting rank 1's message, instead of waiting in the first collective."""
+    import subprocess
+    import time
+
     good = write_recipe(tmp_path / "node0", coco8_yaml, **TRAIN)
     missing = write_recipe(tmp_path / "node1", tmp_path / "nowhere" / "data.yaml", **TRAIN)
     base = run([*torchrun_cmd("--nproc-per-node", "1", recipe=good)[:-2], "--help"], env(), tmp_path)
     port = str(free_port())
-    procs = []
+    start = time.perf_counter()
+    running = []
     for node, recipe in enumerate((good, missing)):
         args = ("--nnodes", "2", "--node-rank", str(node), "--nproc-per-node", "1")
         args += ("--master-addr", "127.0.0.1", "--master-port", port)
-        procs.append((torchrun_cmd(*args, recipe=recipe), recipe.parent))
-    import subprocess
-    import time
-
-    start = time.perf_counter()
-    running = [
-        subprocess.Popen(c, cwd=d, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for c, d in procs
-    ]
-    outs = [p.communicate(timeout=600)[0] for p in running]
+        args += ("--redirects", "3", "--log-dir", str(tmp_path / f"logs{node}"))
+        cmd = torchrun_cmd(*args, recipe=recipe)
+        running.append(subprocess.Popen(cmd, cwd=recipe.parent, env=env(), stdout=subprocess.PIPE, text=True))
+    for p in running:
+        p.communicate(timeout=600)
     wall = time.perf_counter() - start
-    assert [p.returncode for p in running] == [1, 1], outs
-    assert "nowhere" in outs[1] and "Traceback" not in outs[1], outs[1][-3000:]
-    assert "rank 1 stopped the run (pre-flight)" in outs[0] and "nowhere" in outs[0], outs[0][-3000:]
-    assert "Traceback" not in outs[0], outs[0][-3000:]
+    assert [p.returncode for p in running] == [1, 1]
+    node0, node1 = (_rank_logs(tmp_path / f"logs{node}")[0] for node in (0, 1))
+    assert "error: dataset" in node1 and "nowhere" in node1, node1[-3000:]
+    assert "error: rank 1 stopped the run (pre-flight): dataset" in node0 and "nowhere" in node0, node0[-3000:]
+    for text in (node0, node1):
+        assert "Traceback" not in text, text[-3000:]
     assert wall <= 6 * base.wall_s, (wall, base.wall_s)  # ranks import torch and join; nothing waits for a timeout
 
 
@@ -177,7 +178,8 @@ def test_srun_variables_dry_run_and_batch_split(tmp_path: Path, coco8_yaml: Path
                     cmd, cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
                 )
             )
-        return [(p.wait(timeout=600), p.communicate()[0]) for p in procs]
+        outs = [p.communicate(timeout=600)[0] for p in procs]  # read while they run: a full pipe would block them
+        return [(p.returncode, out) for p, out in zip(procs, outs)]
 
     for code, out in srun("--set", "train.batch=5"):
         assert code == 1, out[-3000:]

@@ -1,7 +1,7 @@
 """Pre-flight, once: everything ``train`` resolves before any compute, as one plain-data ``RunPlan``.
 
 The model file (downloaded if needed), its task, the dataset (downloaded if needed, labels checked and counted), the
-run folder (named once, so every rank and every restart uses the same one), whether to resume and from which
+run folder (named once, so every rank and every restart uses the same one, never a ``name-2``), whether to resume and from which
 ``last.pt``, and the world layout. The factory, ``--dry-run``, every rank and resume read the plan and never resolve
 again. Under a launcher, local rank 0 of each node runs the pre-flight (so downloads happen once per node) while the
 node's other ranks wait, and global rank 0's plan is the one every rank uses.
@@ -35,7 +35,7 @@ class RunPlan:
         task (str): The model's task (a key of ``tasks.TASKS``).
         model (str): What ``YOLO()`` loads: the model YAML, the local ``.pt`` (downloaded if needed), or the
             ``last.pt`` being resumed.
-        save_dir (Path): The run folder, final (no further ``name2`` increment by Ultralytics).
+        save_dir (Path): The run folder, final (no further ``name-2`` increment by Ultralytics).
         stage (str): ``fresh``, ``resume`` (epochs left in ``resume_from``), ``validate`` (every epoch trained, the
             closing validation missing) or ``complete`` (nothing to do).
         resume_from (Path | None): The ``last.pt`` to resume.
@@ -124,7 +124,7 @@ def run_folder(recipe: Recipe, task: str = "detect", increment: bool = False) ->
     Args:
         recipe (Recipe): The recipe.
         task (str): Its task.
-        increment (bool): Apply Ultralytics' ``name2``, ``name3``... increment when the folder exists and the recipe
+        increment (bool): Apply Ultralytics' ``name-2``, ``name-3``... increment when the folder exists and the recipe
             does not say ``exist_ok``: the folder a fresh run will really use. Else the un-incremented folder.
     """
     from types import SimpleNamespace
@@ -218,13 +218,13 @@ def checkpoint_digest(last: Path) -> str | None:
 
 
 def latest_run(recipe: Recipe, base: Path) -> Path | None:
-    """This recipe's newest run folder: the last of ``base``, ``base2``, ``base3``... (Ultralytics' increments) when
-    its ``recipe.yaml`` has the recipe's digest, else None."""
+    """This recipe's newest run folder: the last of ``base``, ``base-2``, ``base-3``... (Ultralytics' increments,
+    ``increment_path``) when its ``recipe.yaml`` has the recipe's digest, else None."""
     from itertools import count
 
     newest = None
     for i in count(1):
-        folder = base if i == 1 else base.with_name(f"{base.name}{i}")
+        folder = base if i == 1 else base.with_name(f"{base.name}-{i}")
         if folder.exists():
             newest = folder
         elif i > 1:
