@@ -210,9 +210,9 @@ def render(result: dict[str, Any]) -> str:
     last = result["projected"][big]["worlds"][-1]
     out += [
         "",
-        "Read: the traffic per rank hardly grows with N (it tends to twice the gradients), so a step's communication is "
-        f"set by the model and the slowest link, not by the node count: at N = {last['world_size']} a {big} step moves "
-        f"{_mb(last['bytes_per_rank'])} per rank, at least {_ms(last['seconds']['10'])} at 10 Gb/s and "
+        "Read: the traffic per rank hardly grows with N (it tends to twice the gradients), so a step's communication "
+        f"is set by the model and the slowest link, not by the node count: at N = {last['world_size']} a {big} step "
+        f"moves {_mb(last['bytes_per_rank'])} per rank, at least {_ms(last['seconds']['10'])} at 10 Gb/s and "
         f"{_ms(last['seconds']['100'])} at 100 Gb/s, which DDP's gradient buckets overlap with the backward pass only "
         "in part.",
         "",

@@ -1,10 +1,10 @@
 """Pre-flight, once: everything ``train`` resolves before any compute, as one plain-data ``RunPlan``.
 
 The model file (downloaded if needed), its task, the dataset (downloaded if needed, labels checked and counted), the
-run folder (named once, so every rank and every restart uses the same one, never a ``name-2``), whether to resume and from which
-``last.pt``, and the world layout. The factory, ``--dry-run``, every rank and resume read the plan and never resolve
-again. Under a launcher, local rank 0 of each node runs the pre-flight (so downloads happen once per node) while the
-node's other ranks wait, and global rank 0's plan is the one every rank uses.
+run folder (named once, so every rank and every restart uses the same one, never a ``name-2``), whether to resume and
+from which ``last.pt``, and the world layout. The factory, ``--dry-run``, every rank and resume read the plan and never
+resolve again. Under a launcher, local rank 0 of each node runs the pre-flight (so downloads happen once per node)
+while the node's other ranks wait, and global rank 0's plan is the one every rank uses.
 """
 
 from __future__ import annotations
