@@ -114,3 +114,5 @@ def test_resume_auto_and_restart_decide_the_folder(tmp_path: Path, coco8_yaml: P
 
     _checkpoint(last, recipe.digest(), epoch=-1)  # stripped by the closing validation: the run is finished
     assert make_plan(recipe, auto=True).stage == "complete"
+    # a torchrun restart follows a failed attempt, never a finished one: that last.pt is an older run's, start again
+    assert make_plan(recipe, world=World(restart=1)).stage == "fresh"

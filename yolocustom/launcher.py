@@ -193,7 +193,13 @@ def join(world: World, device: str | None) -> str:
         torch.cuda.set_device(index)
         kwargs["device_id"] = torch.device("cuda", index)
     try:
-        dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=timeout(), **kwargs)
+        # the launcher's store outlives a torchrun restart: without a per-attempt prefix, a restarted rank could read
+        # a dead rank's address from the previous attempt's keys and fail to connect
+        store, _, _ = next(dist.rendezvous("env://", rank=world.rank, world_size=world.size, timeout=timeout()))
+        store = dist.PrefixStore(f"yolocustom/attempt_{world.restart}", store)
+        dist.init_process_group(
+            backend, store=store, rank=world.rank, world_size=world.size, timeout=timeout(), **kwargs
+        )
     except (RuntimeError, ValueError, TimeoutError) as e:
         raise UserError(
             f"launcher: rank {world.rank} of {world.size} could not join the group at {world.master} "

@@ -275,7 +275,10 @@ def make_plan(
         if folder is not None:
             last = folder / "weights" / "last.pt"
             if checkpoint_digest(last) == recipe.digest():
-                return _resume_plan(recipe, last, world, f"{why}: resuming {last} (same recipe sha256)")
+                plan = _resume_plan(recipe, last, world, f"{why}: resuming {last} (same recipe sha256)")
+                if auto or plan.stage != "complete":
+                    return plan
+                # a restart never follows a finished attempt: a finished last.pt is an older run's (exist_ok reuse)
             if world.restart > 0:  # the first attempt died before its first checkpoint: start again in its folder
                 spec, counts = preflight(recipe, task)
                 check_output_folder(folder)

@@ -66,7 +66,7 @@ class RecipeRecordMixin(TrainerBase):
         ``set_model_attributes``: the first point where the built model exists on every rank, and inside training, so
             under DDP it runs after Ultralytics' launcher has wiped the save dir. Attaches ``{recipe, digest}`` to the
             model (the EMA copy carries it into last.pt/best.pt, with the world size and node count of the run) and
-            writes ``recipe.yaml`` on rank 0.
+            writes ``recipe.yaml`` on rank 0; removes a staged checkpoint a SIGKILL left mid-write (see ``save_model``).
         ``resume_training``: Ultralytics appends to results.csv after the epoch's row may already be there (a kill
             between ``save_metrics`` and ``save_model``); rows past the checkpoint's epoch are dropped so a resumed run
             has no duplicate epochs.
@@ -108,6 +108,8 @@ class RecipeRecordMixin(TrainerBase):
         if RANK in {-1, 0}:
             import yaml
 
+            for partial in Path(self.wdir).glob(".*.pt.partial"):  # a checkpoint write cut short by SIGKILL
+                partial.unlink(missing_ok=True)
             if not self.resume:  # a fresh run into an existing folder (exist_ok): drop the old run's per-epoch rows
                 for name in self.CSV_FILES[1:]:  # results.csv is Ultralytics' own, which it clears itself
                     (Path(self.save_dir) / name).unlink(missing_ok=True)
