@@ -297,6 +297,8 @@ def make_group_plan(recipe: Recipe, resume_from: Path | None, auto: bool, world:
 
     A failure on any rank stops every rank with that rank's message (``launcher.agree``).
     """
+    import ultralytics  # noqa: F401 - before the group exists: importing it runs a barrier (its settings) when one does
+
     from yolocustom import launcher
 
     backend = launcher.join(world, recipe.ultralytics_device())
