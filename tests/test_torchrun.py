@@ -118,9 +118,11 @@ def test_bad_recipe_under_two_ranks_fails_fast_with_one_message(tmp_path: Path, 
     assert bad.wall_s <= 3 * base.wall_s, (bad.wall_s, base.wall_s)  # the launcher's own start-up, nothing hangs
 
 
+@pytest.mark.drill
 def test_a_rank_whose_preflight_fails_stops_every_rank(tmp_path: Path, coco8_yaml: Path) -> None:
     """Node 1 cannot find the dataset (its copy of the recipe names a missing YAML): its pre-flight fails, and node 0,
-    whose pre-flight passed, stops too, quoting rank 1's message, instead of waiting in the first collective."""
+    whose pre-flight passed, stops too, quoting rank 1's message, instead of waiting in the first collective. A drill
+    to keep CI within budget (two more torchrun agents, about 15 s on a quiet machine)."""
     import subprocess
     import time
 
