@@ -189,9 +189,9 @@ def render(result: dict[str, Any]) -> str:
         f"{_ms(m['allreduce_s'])} ({m['allreduce_gbps']:.1f} Gb/s effective over loopback) |",
         "",
         f"The all-reduce alone is {m['allreduce_s'] / m['step_s_2proc']:.0%} of the 2-process step here. Both "
-        "processes share this machine (its cores, memory bandwidth and the load of other jobs), so the two step times "
-        "compare 1 core against 2, not the network; the all-reduce line is the communication a step adds, without a "
-        "backward pass to overlap it.",
+        "processes share this machine (its 2 cores, memory bandwidth and the load of other jobs), so the step times "
+        "are what the shared machine gave each arm, not a speed-up measure; the all-reduce line is the communication a "
+        "step adds, without a backward pass to overlap it.",
         "",
         "Projected on paper (ring all-reduce, bandwidth term only: per rank `2 (N - 1) / N x` the fp32 gradient bytes "
         "per step; across the cluster `N x` that):",
