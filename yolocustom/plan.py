@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yolocustom.recipe import Recipe
+
+if TYPE_CHECKING:
+    from yolocustom.runplan import RunPlan
 
 
 def _section(title: str, lines: list[str]) -> list[str]:
@@ -112,3 +115,30 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     changed = [f"{k}={v!r}" for k, v in args.items() if k not in skip and DEFAULT_CFG_DICT.get(k) != v]
     out += _section("Ultralytics arguments (differing from defaults)", [", ".join(changed)])
     return "\n".join(out) + "\n"
+
+
+def describe_world(plan: RunPlan, trainer: Any) -> str:
+    """The run section: run folder, resume decision, and (under a launcher) this rank's place in the group.
+
+    Args:
+        plan: The run's plan (this rank's).
+        trainer: Its trainer after ``_setup_train()`` (for the per-rank batch its train loader really uses).
+    """
+    world = plan.world
+    lines = [f"run folder: {plan.save_dir}" + (f" ({plan.note})" if plan.note else "")]
+    if world.distributed:
+        batch = getattr(getattr(trainer, "train_loader", None), "batch_size", plan.rank_batch)
+        lines += [
+            f"world size: {world.size} processes on {world.nnodes} node{'s' if world.nnodes != 1 else ''} "
+            f"(launcher: {world.launcher})",
+            f"this rank: {world.rank} (local rank {world.local_rank} of {world.local_size} on this node)",
+            f"batch: {plan.global_batch} global = {batch} per rank x {world.size} ranks",
+            f"backend: {plan.backend} (device {'cpu' if plan.backend == 'gloo' else f'cuda:{plan.device}'})",
+            "writes the run folder: rank 0 only" + (" (this rank)" if world.writer else ""),
+        ]
+    else:
+        lines.append(
+            "world size: 1 (no launcher: one process"
+            + (", or Ultralytics' own DDP launcher)" if "," in str(plan.recipe.ultralytics_device()) else ")")
+        )
+    return "\n".join(_section("Run" + (f" (rank {world.rank})" if world.distributed else ""), lines)) + "\n"

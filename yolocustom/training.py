@@ -5,9 +5,9 @@ Imports torch/ultralytics lazily: the CLI imports this module only for ``train``
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +16,10 @@ from typing import Any
 
 from yolocustom.errors import UserError
 from yolocustom.recipe import Recipe, load_recipe, validate_recipe
-from yolocustom.resolve import (
-    check_model_reference,
-    ensure_dataset,
-    resolve_model,
-    ultralytics_output_to_stderr,
-)
+from yolocustom.resolve import check_model_reference, resolve_model, ultralytics_output_to_stderr
+from yolocustom.runplan import RunPlan, check_output_folder, make_plan, preflight, run_folder
+
+__all__ = ["check_output_folder", "preflight", "resolve_model", "run_folder"]  # re-exported: their home is runplan
 
 # OSError numbers that mean "the disk or the folder is the problem" rather than a bug: reported without a traceback
 DISK_ERRNOS = frozenset(
@@ -29,6 +27,11 @@ DISK_ERRNOS = frozenset(
     for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "ENOTDIR", "EIO")
     if hasattr(errno, name)
 )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by ``train``'s handler: training unwinds as on Ctrl-C (atomic writes discard
+    their temporary files, the command names the last.pt to resume), and the exit status is 143."""
 
 
 @dataclass
@@ -39,75 +42,6 @@ class TrainOutcome:
     best: Path
     last: Path
     metrics: dict[str, float]
-
-
-def preflight(recipe: Recipe, task: str = "detect") -> None:
-    """Check the dataset before any compute: it resolves (downloaded first if missing and the YAML says how), both
-    splits have images, labels are readable and in the task's format (``label_counts.check_task_labels``).
-
-    Corrupt label files are reported (Ultralytics would drop them with a warning during epoch setup); a train split
-    with no usable label at all is an error.
-    """
-    from yolocustom.datasets import split_image_files
-    from yolocustom.label_counts import check_task_labels
-
-    spec = ensure_dataset(recipe.data)
-    for split in ("train", "val"):
-        images = split_image_files(spec, split)
-        if not images:
-            raise UserError(f"data: the '{split}' split of {recipe.data} has no images")
-        counts = check_task_labels(spec, images, task)
-        if split == "train":
-            for file, reason in counts.rejected:
-                print(f"warning: label file excluded, as Ultralytics will: {file}: {reason}")
-            if counts.instances == 0:
-                raise UserError(
-                    f"data: no usable labels in the train split of {recipe.data} "
-                    f"({counts.images} images, {len(counts.rejected)} label files rejected)"
-                )
-
-
-def run_folder(recipe: Recipe, task: str = "detect") -> Path:
-    """The folder Ultralytics will train this recipe into (before ``name`` is incremented), resolved its way.
-
-    A relative ``train.project`` is not relative to the working directory: Ultralytics 8.4 puts it under its
-    ``runs_dir`` setting and the task (``<runs_dir>/<task>/<project>/<name>``), and an absent one means
-    ``<runs_dir>/<task>/train``.
-    """
-    from types import SimpleNamespace
-
-    from ultralytics.cfg import get_save_dir
-
-    args = SimpleNamespace(
-        project=recipe.train.get("project"),
-        name=recipe.train.get("name"),
-        task=task,
-        mode="train",
-        exist_ok=True,  # no increment: the folder the run is named after, whether or not it exists yet
-        save_dir=None,
-    )
-    return get_save_dir(args)
-
-
-def check_output_folder(folder: Path, what: str = "train.project") -> None:
-    """Refuse, before any compute and before anything is written, a run folder that cannot be created or written.
-
-    Walks up to the nearest existing ancestor of ``folder``: it must be a directory the process can write into (a
-    regular file in the path, a read-only folder or a read-only file system are reported with the path at fault).
-
-    Raises:
-        UserError: Naming ``folder``, the path at fault and why.
-    """
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f"{what}: cannot create the run folder {folder}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"{what}: cannot create or write the run folder {folder}: {probe} is not writable")
-    weights = folder / "weights"
-    if weights.exists() and not (weights.is_dir() and os.access(weights, os.W_OK | os.X_OK)):
-        raise UserError(f"{what}: cannot write checkpoints into {weights}: not a writable folder")
 
 
 def recipe_from_checkpoint(path: Path) -> Recipe:
@@ -145,41 +79,45 @@ def latest_checkpoint(search_dir: Path | None = None) -> Path:
 def train(
     recipe: Recipe, resume_from: Path | None = None, callbacks: dict[str, Callable[[Any], None]] | None = None
 ) -> TrainOutcome:
-    """Train with the recipe's features on its device (DDP through Ultralytics' launcher for several GPUs).
+    """Train with the recipe's features on its device, in this process (``tune`` and tests; the CLI plans first).
 
     Args:
         recipe (Recipe): The validated recipe.
         resume_from (Path, optional): A ``last.pt`` to resume; the trainer is rebuilt from ``recipe``.
         callbacks (dict, optional): Ultralytics callbacks (event -> function) added to the model, e.g. by ``tune``.
+    """
+    return train_plan(make_plan(recipe, resume_from), callbacks)
+
+
+def train_plan(plan: RunPlan, callbacks: dict[str, Callable[[Any], None]] | None = None) -> TrainOutcome:
+    """Train what ``plan`` says: fresh, resumed, or the missed closing validation (DDP through Ultralytics' launcher
+    for a ``device`` list; one rank of the launcher's group when the plan's world has several processes).
+
+    Args:
+        plan (RunPlan): From ``runplan.make_plan`` (or ``make_group_plan`` on each rank).
+        callbacks (dict, optional): Ultralytics callbacks (event -> function) added to the model.
 
     Raises:
         KeyboardInterrupt: Re-raised after the caller has been given the trainer (see ``train_command``).
     """
     from ultralytics import YOLO
 
-    from yolocustom.factory import build_trainer, train_overrides
-    from yolocustom.tasks import checkpoint_task, resolve_task
+    from yolocustom.factory import build_trainer
+    from yolocustom.runplan import train_overrides
 
-    if resume_from is not None:
-        trainer_cls = build_trainer(recipe, checkpoint_task(resume_from))
-        check_output_folder(Path(resume_from).resolve().parent.parent, "--resume")
-        if resume_state(resume_from).stage == "validate":
-            return final_validation(trainer_cls, resume_from)
-        model = YOLO(str(resume_from))
-        _ACTIVE["model"] = model
-        _add_callbacks(model, callbacks)
-        model.train(resume=str(resume_from), trainer=trainer_cls)
+    trainer_cls = build_trainer(plan)
+    if plan.stage == "complete":
+        return TrainOutcome(plan.save_dir, plan.save_dir / "weights" / "best.pt", Path(plan.model), {})
+    if plan.stage == "validate":
+        return final_validation(trainer_cls, Path(plan.model))
+    model = YOLO(plan.model)
+    _ACTIVE["model"] = model
+    _add_callbacks(model, callbacks)
+    if plan.stage == "resume":
+        device = {"device": plan.device} if plan.world.distributed else {}  # this rank's device, not the saved one
+        model.train(resume=plan.model, trainer=trainer_cls, **device)
     else:
-        weights = resolve_model(recipe.model)  # a .pt is fetched first: its checkpoint says the task
-        task = resolve_task(recipe, weights)
-        preflight(recipe, task)
-        trainer_cls = build_trainer(recipe, task)
-        folder = run_folder(recipe, task)
-        check_output_folder(folder)
-        model = YOLO(weights)
-        _ACTIVE["model"] = model
-        _add_callbacks(model, callbacks)
-        model.train(trainer=trainer_cls, **train_overrides(recipe))
+        model.train(trainer=trainer_cls, **train_overrides(plan))
     trainer = model.trainer
     metrics = getattr(trainer, "metrics", None) or {}
     return TrainOutcome(Path(trainer.save_dir), Path(trainer.best), Path(trainer.last), dict(metrics))
@@ -256,14 +194,14 @@ def final_validation(trainer_cls: type, last: Path) -> TrainOutcome:
         trainer_cls (type): The trainer class rebuilt from the checkpoint's recipe.
         last (Path): The run's last.pt (every epoch trained).
     """
-    from ultralytics.utils.torch_utils import strip_optimizer
+    from yolocustom.features.recipe_record import strip_checkpoint
 
     trainer = trainer_cls(overrides={"model": str(last), "resume": str(last)})  # arguments come from the checkpoint
     print(f"Every epoch of {last} was trained; running the closing validation of best.pt that the run missed")
-    ckpt = strip_optimizer(trainer.last) if Path(trainer.last).exists() else {}
+    ckpt = strip_checkpoint(trainer.last) if Path(trainer.last).exists() else {}
     metrics: dict[str, float] = {}
     if Path(trainer.best).exists():
-        strip_optimizer(trainer.best, updates={"train_results": ckpt.get("train_results")})
+        strip_checkpoint(trainer.best, updates={"train_results": ckpt.get("train_results")})
         trainer.test_loader = None  # the validator builds its own loader from the run's data and arguments
         validator = trainer.get_validator()
         validator.args.plots = trainer.args.plots
@@ -311,41 +249,45 @@ def stop_hint() -> str:
     return f"Resume with: yolocustom train --resume {last}"
 
 
-def dry_run(recipe: Recipe, verbose: bool = False) -> str:
+def dry_run(recipe: Recipe, verbose: bool = False, plan: RunPlan | None = None) -> str:
     """Build the model and trainer exactly as ``train`` would (data loaders, optimizer, class weights) and describe
-    the plan, without running an epoch. Runs single-process on CPU when the recipe asks for several GPUs.
+    the plan, without running an epoch. Runs single-process on CPU when the recipe asks for several GPUs; under a
+    launcher each rank builds its part (its shard, its per-rank batch) and says where it stands in the group.
 
     Args:
         recipe (Recipe): The validated recipe.
         verbose (bool): Let Ultralytics' set-up output through to stdout (else INFO is dropped, the rest on stderr).
+        plan (RunPlan, optional): The run's plan when already made (under a launcher: this rank's).
 
     Returns:
-        (str): The plan.
+        (str): The plan (under a launcher, on ranks other than 0: only the group section).
     """
     check_model_reference(recipe.model)
-    if verbose:
-        return _plan(recipe)
-    with ultralytics_output_to_stderr(logging.WARNING):  # the plan alone on stdout, not 170 lines of set-up logs
-        return _plan(recipe)
+    quiet = contextlib.nullcontext() if verbose else ultralytics_output_to_stderr(logging.WARNING)
+    with quiet:  # the plan alone on stdout, not 170 lines of set-up logs
+        return _plan(plan or make_plan(recipe))
 
 
-def _plan(recipe: Recipe) -> str:
+def _plan(plan: RunPlan) -> str:
     from yolocustom.factory import build_trainer, train_overrides
-    from yolocustom.plan import describe_plan
-    from yolocustom.tasks import resolve_task
+    from yolocustom.plan import describe_plan, describe_world
 
-    model = resolve_model(recipe.model)
-    task = resolve_task(recipe, model)
-    preflight(recipe, task)
-    trainer_cls = build_trainer(recipe, task)
+    trainer_cls = build_trainer(plan)
     with tempfile.TemporaryDirectory(prefix="yolocustom-dry-run-") as tmp:
-        overrides = train_overrides(recipe)
+        overrides = train_overrides(plan.recipe)
         device = overrides.get("device")
         note = ""
-        if isinstance(device, str) and "," in device:
+        if plan.world.distributed:
+            overrides["device"] = plan.device
+        elif isinstance(device, str) and "," in device:
             note = f"(planned on CPU in one process; the real run trains on devices {device} with DDP)"
             overrides["device"] = "cpu"
-        overrides.update(model=model, project=tmp, name="plan", exist_ok=True, plots=False)
+        overrides.update(model=plan.model, project=tmp, name="plan", exist_ok=True, plots=False)
         trainer = trainer_cls(overrides=overrides)
+        if plan.world.distributed:
+            trainer._setup_ddp()  # this rank's device; the group was joined by pre-flight
         trainer._setup_train()
-        return describe_plan(trainer, recipe, note)
+        world = describe_world(plan, trainer)
+        if plan.world.rank > 0:
+            return world
+        return describe_plan(trainer, plan.recipe, note) + world

@@ -131,7 +131,8 @@ class ClassWeightsMixin(TrainerBase):
             ``all``: sets ``model.class_weights`` (Ultralytics' hook), so the EMA copy and any rebuilt criterion carry
             it. ``positives``: builds the criterion now (Ultralytics would build it lazily on the first batch) and
             swaps each head's BCE for one with ``pos_weight``; the EMA deep-copies the model, criterion included, so
-            validation losses use the same weights. ``model.class_weights`` stays ``None``: the two never stack.
+            validation losses use the same weights. ``model.class_weights`` stays ``None``: the two never stack. In
+            a DDP group every rank takes rank 0's weights (a broadcast), so the ranks cannot weight differently.
         ``resume_training``: Ultralytics rebuilds an E2E model's criterion from ``init_criterion`` on resume (to set
             its one-to-many/one-to-one gain); the ``pos_weight`` BCE is put back on the rebuilt heads.
     Replaces Ultralytics' ``cls_pw`` weighting, which the recipe forbids alongside this feature. ``auto`` counts the
@@ -157,6 +158,11 @@ class ClassWeightsMixin(TrainerBase):
         for i in empty:
             LOGGER.warning(f"class_weights: class {i} '{names[i]}' has no training instances; weight {weights[i]:.3f}")
         self.yc_class_weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
+        if self.world_size > 1:  # one rank of a group: rank 0's weights on every rank, by construction
+            from yolocustom.launcher import broadcast_tensor
+
+            broadcast_tensor(self.yc_class_weights)
+            weights = self.yc_class_weights.tolist()
         model = self._yc_loss_model()
         if feature.apply_to == "all":
             model.class_weights = self.yc_class_weights
