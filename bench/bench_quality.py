@@ -387,9 +387,52 @@ def render(result: dict[str, Any]) -> str:
         "",
         "![fine-tuning study](quality_finetune.png)",
         "",
+        *notes(result),
     ]
     plot(result, DOCS / "quality_finetune.png")
     return "\n".join(lines)
+
+
+def notes(result: dict[str, Any]) -> list[str]:
+    """How to read the result: the reading is by hand, every figure in it comes from ``result``."""
+    d, s = result["design"], result["summary"]
+    b, rare, rfs = d["budget"], d["rare"], d["rfs_images"]
+
+    def delta(arm: str, key: str = "mAP50") -> str:
+        e = s[arm]["diff"][key]
+        return f"{e['mean']:+.3f} ± {e['sd']:.3f}"
+
+    def wins(arm: str, key: str = "mAP50") -> str:
+        values = s[arm]["diff"][key]["values"]
+        return f"{sum(v > 0 for v in values)} of {len(values)} seeds"
+
+    combo = d["combo_rule"]["chosen"]
+    return [
+        "**Reading it.**",
+        f"- **Class weights help here.** `cw_positives` {delta('cw_positives')} test mAP50 against `plain` "
+        f"({wins('cw_positives')}), `cw_all` {delta('cw_all')} ({wins('cw_all')}); `positives` is ahead on mAP50 and "
+        f"on val ({d['combo_rule']['val_mAP50']['cw_positives']:.3f} vs {d['combo_rule']['val_mAP50']['cw_all']:.3f}) "
+        "but within the seed spread of `all`, so the default stays `positives`.",
+        f"- **Repeat-factor sampling helps most on its own** ({delta('rfs')}, {wins('rfs')}), but an epoch under "
+        f"sampling holds {rfs['expected'] / rfs['images']:.2f}x the train images ({rfs['expected']:.0f} expected vs "
+        f"{rfs['images']}), so at an equal epoch count it also took that many more optimizer steps; part of its gain "
+        "may be the extra steps.",
+        f"- **The combination the single arms support** ({' + '.join(f'`{a}`' for a in combo)}, chosen on val) is the "
+        f"best arm: {delta('combo')} test mAP50 ({wins('combo')}), {delta('combo', 'mAP50-95')} mAP50-95, and the "
+        f"rarest class's recall {s['combo']['diff'][f'{rare[0]}_R']['mean']:+.2f}.",
+        f"- **Freezing and a lower backbone LR do not help in this regime.** `freeze` {delta('freeze')} "
+        f"({wins('freeze')} above plain), `freeze_ramp` {delta('freeze_ramp')} ({wins('freeze_ramp')}), `layer_lr` "
+        f"{delta('layer_lr')} ({wins('layer_lr')}): with a few epochs to adapt a COCO backbone to "
+        "underwater photos, slowing the backbone costs accuracy. They are not recommended for fine-tuning unless a "
+        "measurement on your data says otherwise.",
+        f"- **Limits.** CPU budget: {b['epochs']} epochs at {b['imgsz']} px, far from a converged detector (plain test "
+        f"mAP50 {s['plain']['test']['mAP50']['mean']:.3f}); the test split holds "
+        + ", ".join(f"{d['instances']['test'][n]} {n}" for n in rare)
+        + " instances, so per-class figures move in steps of 1/n. A longer schedule or larger images may shrink the "
+        "gaps, and freezing may matter more there; the `gpu` budget (640 px, 100 epochs) is the study to run when a "
+        "GPU is lent.",
+        "",
+    ]
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
