@@ -160,7 +160,6 @@ def test_dry_run_shows_epoch_size_and_shares(tmp_path: Path, shapes_yaml: Path) 
     [
         ({"threshold": 0}, {}, "features.repeat_factor_sampling.threshold: expected a value greater than 0"),
         ({"threshold": 1.5}, {}, "features.repeat_factor_sampling.threshold: expected a value less than or equal"),
-        ({}, {}, "features.repeat_factor_sampling.threshold: required key 'threshold' is missing"),
         ({"threshold": 0.1}, {"rect": True}, "train.rect: 'train.rect' orders batches by aspect ratio"),
     ],
 )
@@ -172,6 +171,14 @@ def test_schema_errors(block: dict[str, Any], train: dict[str, Any], message: st
     data = {"model": "yolo26n.yaml", "data": "coco8.yaml", "train": train, "features": features}
     with pytest.raises(RecipeError, match=message):
         validate_recipe(data)
+
+
+def test_threshold_default_is_the_studied_value() -> None:
+    """``repeat_factor_sampling: {}`` takes t = 0.3, the value the fine-tuning study measured (docs/BENCHMARKS.md)."""
+    from yolocustom.recipe import validate_recipe
+
+    data = {"model": "yolo26n.yaml", "data": "coco8.yaml", "features": {"repeat_factor_sampling": {}}}
+    assert validate_recipe(data).features.repeat_factor_sampling.threshold == 0.3  # type: ignore[union-attr]
 
 
 def test_two_real_gloo_ranks_shard_the_same_draw(tmp_path: Path) -> None:
