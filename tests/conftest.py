@@ -17,6 +17,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # never probe the network from tests
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED_WEIGHTS = SHARED_DATASETS.parent / "weights"  # official yolo11n-pose.pt (COCO-Pose), see its README
 
 # Small, fast, deterministic Ultralytics settings for real training runs on CPU. nbs=batch so every batch is an
 # optimizer step (with nbs=64, a 1-batch COCO8 epoch would accumulate gradients and often not step at all).
@@ -43,6 +44,14 @@ def shared_dataset_yaml(name: str, dest: Path) -> Path:
     out = dest / f"{name}.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
+
+
+def shared_weights(name: str) -> Path:
+    """A checkpoint in ../shared/weights (skips the test when the folder is not there)."""
+    path = SHARED_WEIGHTS / name
+    if not path.is_file():
+        pytest.skip(f"../shared/weights/{name} is not available")
+    return path
 
 
 @pytest.fixture(scope="session")
