@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,18 @@ def run_ddp(worker: Path, *args: str, timeout: int = 180) -> Any:
     assert out.returncode == 0, out.stdout[-1000:] + out.stderr[-3000:]
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
+
+
+def median_seconds(fn: Callable[[], Any], calls: int = 5) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``calls`` runs.
+
+    The baseline a test measures before bounding another duration relative to it (``t <= k * base + c``): the suite
+    runs on loaded machines, where any absolute bound fails (a two-line ``validate-config`` took 0.59 s of CPU beside a
+    training run, 0.15 s quiet), while both sides of a relative bound slow down together.
+    """
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
