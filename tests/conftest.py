@@ -173,7 +173,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def run_ddp(worker: Path, *args: str, timeout: int = 180) -> Any:
+def run_ddp(worker: Path, *args: str, timeout: int = 600) -> Any:
     """Run ``worker`` as 2 real gloo ranks through ``torch.distributed.run``; return rank 0's ``RESULT`` JSON line.
 
     The ranks are fresh interpreters, as under Ultralytics' own DDP launcher.

@@ -116,7 +116,7 @@ def cli(home: UltraHome, *args: str, env: dict[str, str] | None = None) -> subpr
         [sys.executable, "-m", "yolocustom", *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # a hang guard, not a speed bound: a loaded machine took over 300 s for one train
         cwd=home.cwd,
         env=env or home.env,
     )
