@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # never probe the network from tests
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED_WEIGHTS = SHARED_DATASETS.parent / "weights"  # official yolo11n-pose.pt (COCO-Pose), see its README
 
 # Small, fast, deterministic Ultralytics settings for real training runs on CPU. nbs=batch so every batch is an
 # optimizer step (with nbs=64, a 1-batch COCO8 epoch would accumulate gradients and often not step at all).
@@ -43,6 +46,14 @@ def shared_dataset_yaml(name: str, dest: Path) -> Path:
     out = dest / f"{name}.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
+
+
+def shared_weights(name: str) -> Path:
+    """A checkpoint in ../shared/weights (skips the test when the folder is not there)."""
+    path = SHARED_WEIGHTS / name
+    if not path.is_file():
+        pytest.skip(f"../shared/weights/{name} is not available")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +123,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def run_ddp(worker: Path, *args: str, timeout: int = 180) -> Any:
+def run_ddp(worker: Path, *args: str, timeout: int = 600) -> Any:
     """Run ``worker`` as 2 real gloo ranks through ``torch.distributed.run``; return rank 0's ``RESULT`` JSON line.
 
     The ranks are fresh interpreters, as under Ultralytics' own DDP launcher.
@@ -123,3 +134,18 @@ def run_ddp(worker: Path, *args: str, timeout: int = 180) -> Any:
     assert out.returncode == 0, out.stdout[-1000:] + out.stderr[-3000:]
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
+
+
+def median_seconds(fn: Callable[[], Any], calls: int = 5) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``calls`` runs.
+
+    The baseline a test measures before bounding another duration relative to it (``t <= k * base + c``): the suite
+    runs on loaded machines, where any absolute bound fails (a two-line ``validate-config`` took 0.59 s of CPU beside a
+    training run, 0.15 s quiet), while both sides of a relative bound slow down together.
+    """
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

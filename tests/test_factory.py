@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
-import pytest
 import torch
 from conftest import TINY_TRAIN, read_csv, run_recipe, write_recipe
 from ultralytics import YOLO
@@ -67,35 +67,44 @@ def test_no_features_matches_plain_ultralytics(tmp_path: Path, coco8_yaml: Path)
     assert all(torch.equal(ours_sd[k], plain_sd[k]) for k in ours_sd)
 
 
-@pytest.mark.parametrize(
-    ("model", "base"), [("yolo26n.yaml", "DetectionTrainer"), ("yolo26n-seg.yaml", "SegmentationTrainer")]
-)
-def test_trainer_class_survives_ultralytics_ddp_pickle(tmp_path: Path, coco8_yaml: Path, model: str, base: str) -> None:
-    """Ultralytics' DDP launcher cloudpickles type(trainer) into a file that a fresh interpreter loads."""
+DDP_MODELS = (("yolo26n.yaml", "DetectionTrainer"), ("yolo26n-seg.yaml", "SegmentationTrainer"))
+
+
+def test_trainer_class_survives_ultralytics_ddp_pickle(tmp_path: Path, coco8_yaml: Path) -> None:
+    """Ultralytics' DDP launcher cloudpickles type(trainer) into a file that a fresh interpreter loads (one fresh
+    interpreter loads the detect and the segment trainer's files)."""
     from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 
-    recipe = load_recipe(write_recipe(tmp_path, coco8_yaml, ALL, epochs=2, model=model))
-    cls = build_trainer(recipe)
-    stub = cls.__new__(cls)  # only what generate_ddp_file reads
-    stub.args, stub.model, stub.callbacks = SimpleNamespace(epochs=2), None, {}
-    script = generate_ddp_file(stub)
-    state = Path(script).with_suffix(".pt")
+    made: list[tuple[Any, Any, str, Any, Path]] = []
+    code = (
+        "import sys; from ultralytics.utils.patches import torch_load\nfrom yolocustom.factory import build_trainer\n"
+    )
     try:
-        code = (
-            "import sys; from ultralytics.utils.patches import torch_load\n"
-            f"cls = torch_load({str(state)!r}, map_location='cpu')['trainer']\n"
-            "from yolocustom.factory import build_trainer\n"
-            "rebuilt = build_trainer(cls.yc_recipe_data)\n"
-            "print([c.__name__ for c in cls.__mro__][:8]); print(cls.yc_features)\n"
-            "print(cls.__new__(cls).yc_recipe.digest()); print(rebuilt.yc_features == cls.yc_features)\n"
-            "print(cls.yc_task, rebuilt.__mro__[7] is cls.__mro__[7])\n"
-        )
+        for i, (model, _) in enumerate(DDP_MODELS):
+            recipe = load_recipe(write_recipe(tmp_path / str(i), coco8_yaml, ALL, epochs=2, model=model))
+            cls = build_trainer(recipe)
+            stub = cls.__new__(cls)  # only what generate_ddp_file reads
+            stub.args, stub.model, stub.callbacks = SimpleNamespace(epochs=2), None, {}
+            script = generate_ddp_file(stub)
+            state = Path(script).with_suffix(".pt")
+            made.append((recipe, cls, script, stub, state))
+            code += (
+                f"cls = torch_load({str(state)!r}, map_location='cpu')['trainer']\n"
+                "rebuilt = build_trainer(cls.yc_recipe_data)\n"
+                "print([c.__name__ for c in cls.__mro__][:8]); print(cls.yc_features)\n"
+                "print(cls.__new__(cls).yc_recipe.digest()); print(rebuilt.yc_features == cls.yc_features)\n"
+                "print(cls.yc_task, rebuilt.__mro__[7] is cls.__mro__[7])\n"
+            )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     finally:
-        ddp_cleanup(stub, script)
+        for _, _, script, stub, _ in made:
+            ddp_cleanup(stub, script)
     lines = out.stdout.strip().splitlines()
-    assert "FreezeMixin" in lines[0] and lines[0].endswith(f"'{base}']")
-    assert lines[1] == str(cls.yc_features)
-    assert lines[2] == recipe.digest()
-    assert lines[3] == "True"
-    assert lines[4] == f"{cls.yc_task} True" and cls.yc_task == ("detect" if base == "DetectionTrainer" else "segment")
+    assert len(lines) == 5 * len(DDP_MODELS)
+    for (recipe, cls, *_), (_, base), i in zip(made, DDP_MODELS, range(0, len(lines), 5)):
+        assert "FreezeMixin" in lines[i] and lines[i].endswith(f"'{base}']")
+        assert lines[i + 1] == str(cls.yc_features)
+        assert lines[i + 2] == recipe.digest()
+        assert lines[i + 3] == "True"
+        assert lines[i + 4] == f"{cls.yc_task} True"
+        assert cls.yc_task == ("detect" if base == "DetectionTrainer" else "segment")

@@ -100,11 +100,13 @@ def _record_images(seen: dict[int, list[str]]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def sampled_runs(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) -> dict[str, Any]:
-    """A 3-epoch run, and the same run stopped after epoch 1 and resumed."""
+    """A 3-epoch run, and the same run stopped after epoch 1 and resumed. Only the train loader is observed, so
+    validation runs only after the last epoch (``val: false``; Ultralytics still validates the final one)."""
     features = {"repeat_factor_sampling": {"threshold": 0.5}}
     full: dict[int, list[str]] = {}
     folder = tmp_path_factory.mktemp("rfs")
-    trainer = run_recipe(write_recipe(folder / "a", shapes_yaml, features, epochs=3, batch=16), _record_images(full))
+    train = {"epochs": 3, "batch": 16, "val": False}
+    trainer = run_recipe(write_recipe(folder / "a", shapes_yaml, features, **train), _record_images(full))
 
     part: dict[int, list[str]] = {}
 
@@ -112,7 +114,7 @@ def sampled_runs(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) ->
         if t.epoch == 0:
             raise KeyboardInterrupt
 
-    recipe_b = write_recipe(folder / "b", shapes_yaml, features, epochs=3, batch=16)
+    recipe_b = write_recipe(folder / "b", shapes_yaml, features, **train)
     with pytest.raises(KeyboardInterrupt):
         run_recipe(recipe_b, {**_record_images(part), "on_fit_epoch_end": stop})
     last = folder / "b" / "runs" / "run" / "weights" / "last.pt"

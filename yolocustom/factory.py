@@ -29,7 +29,7 @@ from yolocustom.features.layer_lr import LayerLRMixin
 from yolocustom.features.recipe_record import RecipeRecordMixin
 from yolocustom.features.repeat_factor import RepeatFactorSamplingMixin
 from yolocustom.recipe import Recipe, validate_recipe
-from yolocustom.resolve import resolve_model
+from yolocustom.resolve import resolve_model, resolve_pretrained
 from yolocustom.tasks import TASKS, resolve_task
 
 if TYPE_CHECKING:
@@ -89,8 +89,13 @@ def build_trainer(recipe: Recipe | dict[str, Any] | RunPlan, task: str | None = 
 
 
 def train_overrides(recipe: Recipe) -> dict[str, Any]:
-    """Ultralytics ``train()`` keyword arguments for the recipe (``train`` + data + device)."""
+    """Ultralytics ``train()`` keyword arguments for the recipe (``train`` + data + device); a ``train.pretrained``
+    checkpoint is found or downloaded first, as a ``.pt`` model is (a missing one is a clear error, not a traceback).
+    """
     overrides = dict(recipe.train)
+    pretrained = resolve_pretrained(recipe)
+    if pretrained is not None:
+        overrides["pretrained"] = pretrained
     overrides["data"] = recipe.data
     device = recipe.ultralytics_device()
     if device is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import re
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from yolocustom.recipe import Recipe
@@ -15,8 +18,104 @@ def _section(title: str, lines: list[str]) -> list[str]:
     return [f"\n{title}", *[f"  {line}" for line in lines]]
 
 
+def weights_checkpoint(args: Any) -> str | None:
+    """The checkpoint a new run's model is loaded from, chosen as ``BaseTrainer.setup_model`` chooses it: a
+    ``pretrained`` path wins, ``pretrained=False`` loads nothing, else a ``.pt`` model loads itself (None: random)."""
+    if isinstance(args.pretrained, (str, Path)):
+        return str(args.pretrained)
+    if args.pretrained is False or not str(args.model).lower().endswith(".pt"):
+        return None
+    return str(args.model)
+
+
+def transferred_tensors(model: Any, source: Any, cls_remap: bool = True) -> tuple[set[str], set[str]]:
+    """Which of ``model``'s state_dict entries a checkpoint's model filled, computed as ``BaseModel.load`` does.
+
+    ``load`` first copies the class-logit rows of classes whose names match (``_remap_cls_by_names``, replayed on a
+    copy so ``model`` is untouched), then every tensor whose name and shape match (``intersect_dicts``). ``model`` is
+    the trainer's, after loading: a class branch ``load`` rebuilt at the source's width already has its new shapes.
+
+    Returns:
+        (tuple[set[str], set[str]]): Keys copied whole, and keys whose class rows were copied by class name.
+    """
+    from ultralytics.utils.torch_utils import intersect_dicts
+
+    csd = source.float().state_dict()
+    remapped: set[str] = set()
+    if cls_remap:
+        rest = dict(csd)
+        copy.deepcopy(model)._remap_cls_by_names(rest, source, verbose=False)
+        remapped, csd = set(csd) - set(rest), rest
+    return set(intersect_dicts(csd, model.state_dict())), remapped
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``'0-2, 5'``."""
+    spans: list[list[int]] = []
+    for i in indices:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in spans)
+
+
+def _fold(key: str) -> str:
+    """The module of a state_dict key inside its layer, branch index folded: 'model.23.cv3.1.2.weight' -> 'cv3.*.2'."""
+    return re.sub(r"^(\w+)\.\d+\.", r"\1.*.", key.split(".", 2)[2].rsplit(".", 1)[0])
+
+
+def transfer_lines(trainer: Any, model: Any) -> list[str]:
+    """The plan's account of the weights: which checkpoint, how many tensors it fills, which layers start pretrained,
+    partially pretrained or random (what to freeze follows from it)."""
+    source = weights_checkpoint(trainer.args)
+    if source is None:
+        why = "pretrained=False" if trainer.args.pretrained is False else "a model YAML and no train.pretrained .pt"
+        return [f"none: every layer starts random ({why})"]
+    from ultralytics.nn.tasks import load_checkpoint
+
+    src, _ = load_checkpoint(source)
+    copied, remapped = transferred_tensors(model, src, getattr(trainer.args, "cls_remap", True))
+    keys = list(model.state_dict())
+    n = len(copied) + len(remapped)
+    field = "train.pretrained" if isinstance(trainer.args.pretrained, (str, Path)) else "model"
+    if len(copied) == len(keys):
+        return [f"all {n} tensors from {source} ({field}): every layer starts pretrained"]
+    partly = f", {len(remapped)} of them only in the rows of classes matched by name" if remapped else ""
+    lines = [
+        f"{source} ({field}): {n} of {len(keys)} tensors transferred (name and shape match, as Model.load){partly}"
+    ]
+    by_layer: dict[int, list[str]] = {i: [] for i in range(len(model.model))}  # Upsample, Concat: no tensors
+    for key in keys:
+        by_layer[int(key.split(".")[1])].append(key)
+    full = [i for i, ks in by_layer.items() if all(k in copied for k in ks)]
+    none = [i for i, ks in by_layer.items() if ks and not any(k in copied or k in remapped for k in ks)]
+    if full:
+        lines.append(f"layers {_ranges(full)}: pretrained")
+    if none:
+        lines.append(f"layers {_ranges(none)}: random")
+    last = len(model.model) - 1
+    for i, ks in by_layer.items():
+        if i in full or i in none:
+            continue
+        # modules left random, inside the layer, branch indices folded ('cv3.0.2', 'cv3.1.2' -> 'cv3.*.2')
+        left = {_fold(k) for k in ks if k not in copied and k not in remapped}
+        parts = [f"random: {', '.join(sorted(left))}"] if left else []
+        rows = sorted({_fold(k) for k in ks if k in remapped})
+        if rows:
+            theirs = {str(v).strip().lower() for v in src.names.values()}
+            names = [str(v) for v in trainer.data["names"].values() if str(v).strip().lower() in theirs]
+            parts.append(
+                f"{', '.join(rows)}: rows of {len(names)} of {len(trainer.data['names'])} classes copied by class name "
+                f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}), the other rows random"
+            )
+        lines.append(f"layer {i}{' (head)' if i == last else ''}: partially pretrained; {'; '.join(parts)}")
+    return lines
+
+
 def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
-    """Describe what training will do: trainer class, frozen layers, optimizer groups, weights, fitness, args.
+    """Describe what training will do: trainer class, weights transferred, frozen layers, optimizer groups, class
+    weights, fitness, args.
 
     Args:
         trainer: A trainer built by ``build_trainer`` after ``_setup_train()``.
@@ -40,6 +139,7 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     base = next(c for c in type(trainer).__mro__ if not c.__module__.startswith("yolocustom"))  # the task's trainer
     task = getattr(trainer, "yc_task", trainer.args.task)
     out += _section("Trainer", [f"{type(trainer).__name__}: {' -> '.join(mixins)} -> {base.__name__} (task: {task})"])
+    out += _section("Pretrained weights (what starts trained)", transfer_lines(trainer, model))
 
     frozen: dict[str, int] = defaultdict(int)
     for name, p in model.named_parameters():

@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from yolocustom.errors import Problem, RecipeError
+from yolocustom.resolve import is_pretrained
 from yolocustom.tasks import check_task_name, task_problems
 from yolocustom.ultralytics_cfg import check_train_value, load_ultralytics_cfg
 from yolocustom.yaml_source import PathKey, Position, YamlSourceError, parse_document, parse_scalar, read_text
@@ -544,6 +545,14 @@ def train_problems(train: dict[Any, Any], features: set[str]) -> list[tuple[Path
             problems.append(
                 (path, "'train.rect' orders batches by aspect ratio and cannot shuffle, so it cannot resample either")
             )
+        elif key == "pretrained" and isinstance(value, str) and not is_pretrained(value):
+            problems.append(
+                (
+                    path,
+                    f"expected true, false or a .pt checkpoint whose matching tensors load into the model (a path, a "
+                    f"name such as yolo11n-pose.pt, or an http(s) URL), found {value!r}",
+                )
+            )
         elif key not in cfg.defaults:
             problems.append((path, f"unknown Ultralytics train argument '{key}'{suggest(key, list(cfg.defaults))}"))
         elif (message := check_train_value(key, value)) is not None:
@@ -658,7 +667,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         overrides (list[str], optional): ``dotted.key=value`` strings, values parsed as YAML.
 
     Returns:
-        (Recipe): The validated recipe with ``model``/``data`` resolved against the recipe's folder.
+        (Recipe): The validated recipe with ``model``/``data``/``train.pretrained`` resolved against the recipe's
+            folder.
 
     Raises:
         RecipeError: With every problem found, each with ``line:col`` (or the ``--set`` it came from) and field path.
@@ -691,6 +701,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     for key in ("model", "data"):
         if isinstance(data.get(key), str) and data[key]:
             data[key] = _resolve_relative(data[key], base)
+    train = data.get("train")
+    if isinstance(train, dict) and isinstance(train.get("pretrained"), str) and train["pretrained"]:
+        train["pretrained"] = _resolve_relative(train["pretrained"], base)  # a checkpoint, found like model: is
     return validate_recipe(data, source, positions, override_sources)
 
 

@@ -53,33 +53,58 @@ def is_pretrained(model: str) -> bool:
     return _url_suffix(model) == ".pt"
 
 
-def finetune_warnings(recipe: Recipe) -> list[tuple[tuple[str, ...], str]]:
-    """Warnings for fine-tuning features on a model built from a YAML, as ``(field path, message)`` pairs.
+def weights_source(recipe: Recipe) -> str | None:
+    """The checkpoint a new run's weights start from, chosen as Ultralytics' trainer chooses it, or None (random).
 
-    ``freeze`` and ``layer_lr`` exist to protect pretrained backbone features. On a model YAML the backbone is random:
-    frozen, it never learns (16 epochs on the demo shapes set with freeze, layer_lr and class weights gave mAP50 0.000
-    at every epoch, plain training 0.964); slowed down, it learns late.
+    ``train.pretrained`` given as a checkpoint (path, name or URL) wins: the model is built from its YAML (or the
+    ``.pt``'s architecture) and every tensor whose name and shape match is loaded from it. ``pretrained: false``
+    makes even a ``.pt`` model start random. Otherwise a ``.pt`` model starts from itself; a model YAML starts random
+    (``pretrained: true``, the default, loads nothing into a YAML: there is no checkpoint to load).
     """
-    if is_pretrained(recipe.model):
+    pretrained = recipe.train.get("pretrained", True)
+    if isinstance(pretrained, str):
+        return pretrained
+    if pretrained is False or not is_pretrained(recipe.model):
+        return None
+    return recipe.model
+
+
+def finetune_warnings(recipe: Recipe) -> list[tuple[tuple[str, ...], str]]:
+    """Warnings for fine-tuning features on a model whose weights start random, as ``(field path, message)`` pairs.
+
+    ``freeze`` and ``layer_lr`` exist to protect pretrained backbone features. On a model YAML without a
+    ``train.pretrained`` checkpoint the backbone is random: frozen, it never learns (16 epochs on the demo shapes set
+    with freeze, layer_lr and class weights gave mAP50 0.000 at every epoch, plain training 0.964); slowed down, it
+    learns late.
+    """
+    if weights_source(recipe) is not None:
         return []
     feats = recipe.features.enabled()
-    fix = "set model to a pretrained .pt such as yolo26n.pt (see configs/finetune.yaml), or drop"
+    pretrained = recipe.train.get("pretrained")
+    if pretrained is not None:  # false on a .pt, or true on a YAML (which names no checkpoint to load)
+        flag = str(pretrained).lower()
+        why = f"model {recipe.model!r} with train.pretrained: {flag} loads no weights, so its backbone starts random"
+    else:
+        why = f"model {recipe.model!r} is built from a YAML, so its backbone starts random"
+    fix = (
+        "set model to a pretrained .pt such as yolo26n.pt (see configs/finetune.yaml), or train.pretrained to a .pt "
+        "whose matching tensors are loaded into the YAML model, or drop"
+    )
     out: list[tuple[tuple[str, ...], str]] = []
     if "freeze" in feats:
         out.append(
             (
                 ("features", "freeze"),
-                f"model {recipe.model!r} is built from a YAML, so its backbone starts random: frozen, it stays random "
-                "and the head learns from noise (demo shapes set: mAP50 0.000 over 16 epochs, 0.964 without freeze). "
-                f"freeze is for fine-tuning: {fix} features.freeze",
+                f"{why}: frozen, it stays random and the head learns from noise (demo shapes set: mAP50 0.000 over 16 "
+                f"epochs, 0.964 without freeze). freeze is for fine-tuning: {fix} features.freeze",
             )
         )
     if "layer_lr" in feats:
         out.append(
             (
                 ("features", "layer_lr"),
-                f"model {recipe.model!r} is built from a YAML, so its backbone starts random: a lower backbone LR "
-                f"slows the part with the most to learn. layer_lr is for fine-tuning: {fix} features.layer_lr",
+                f"{why}: a lower backbone LR slows the part with the most to learn. layer_lr is for fine-tuning: {fix} "
+                "features.layer_lr",
             )
         )
     return out
@@ -145,11 +170,23 @@ def check_model_reference(model: str) -> None:
         )
 
 
-def resolve_model(model: str) -> str:
+def resolve_pretrained(recipe: Recipe) -> str | None:
+    """The local path of the recipe's ``train.pretrained`` checkpoint, found or downloaded as a ``.pt`` model is
+    (``resolve_model``), so a missing file is a clear error before any compute; None when it names no checkpoint."""
+    pretrained = recipe.train.get("pretrained")
+    if not isinstance(pretrained, str):
+        return None
+    if not is_pretrained(pretrained):  # recipe validation refuses it too; a guard for recipes built in code
+        raise UserError(f"train.pretrained: expected true, false or a .pt checkpoint, found {pretrained!r}")
+    return resolve_model(pretrained, "train.pretrained")
+
+
+def resolve_model(model: str, field: str = "model") -> str:
     """Return what to pass to ``YOLO()``: the model YAML as given, or the local ``.pt`` path, downloaded if needed.
 
     Args:
-        model (str): The recipe's ``model``.
+        model (str): The recipe's ``model`` (or another checkpoint reference, e.g. ``train.pretrained``).
+        field (str): The recipe field ``model`` comes from, for messages.
 
     Returns:
         (str): A model YAML name/path, or an existing local ``.pt`` path.
@@ -169,7 +206,7 @@ def resolve_model(model: str) -> str:
     if is_url(model):
         target = weights_dir / url2file(model)
         if not target.is_file():
-            _download(model, model, [target], lambda: check_file(model, download_dir=weights_dir))
+            _download(model, model, [target], lambda: check_file(model, download_dir=weights_dir), field)
         return str(target)
 
     name = check_yolov5u_filename(model.strip(), verbose=False)
@@ -181,18 +218,18 @@ def resolve_model(model: str) -> str:
     base = Path(name).name
     if base != name or name not in GITHUB_ASSETS_NAMES:
         why = (
-            f"only the bare name 'model: {base}' downloads the official asset"
+            f"only the bare name '{field}: {base}' downloads the official asset"
             if base in GITHUB_ASSETS_NAMES
             else "it is not an official Ultralytics asset name either (such as yolo26n.pt or yolo11s.pt), so there "
             "is nothing to download"
         )
         raise UserError(
-            f"model: checkpoint {model!r} not found: looked for {_places(places)}; {why}. Give the path of a local "
-            ".pt, an http(s) URL, or a model YAML such as yolo26n.yaml to train from scratch"
+            f"{field}: checkpoint {model!r} not found: looked for {_places(places)}; {why}. Give the path of a local "
+            f".pt or an http(s) URL, or {_scratch(field)}"
         )
     release = _asset_release()
     url = f"https://github.com/ultralytics/assets/releases/download/{release}/{name}"
-    _download(model, url, places, lambda: attempt_download_asset(name, release=release))
+    _download(model, url, places, lambda: attempt_download_asset(name, release=release), field)
     return str(local)
 
 
@@ -215,11 +252,18 @@ def _reason(e: BaseException) -> str:
     return text
 
 
+def _scratch(field: str) -> str:
+    """How to do without the checkpoint named by ``field``."""
+    if field == "model":
+        return "train from scratch with a model YAML such as yolo26n.yaml"
+    return f"drop {field} to train from scratch"
+
+
 def _places(places: list[Path]) -> str:
     return ", then ".join(f"'{p}'" for p in places)
 
 
-def _download(model: str, url: str, places: list[Path], fetch: Any) -> None:
+def _download(model: str, url: str, places: list[Path], fetch: Any, field: str = "model") -> None:
     """Run ``fetch`` (Ultralytics' downloader, progress bar included) after a quick reachability probe; turn any
     failure into one paragraph."""
     reason = probe(url)
@@ -235,10 +279,9 @@ def _download(model: str, url: str, places: list[Path], fetch: Any) -> None:
             reason = "the download produced no file"
     where = "the working directory's copy, then Ultralytics' weights_dir" if len(places) > 1 else "weights_dir"
     raise UserError(
-        f"model: cannot download {model!r} from {url}: {reason}{_offline_note()}. Looked first for {_places(places)} "
+        f"{field}: cannot download {model!r} from {url}: {reason}{_offline_note()}. Looked first for {_places(places)} "
         f"({where}); not there. To place it by hand, download {url} where there is network and copy it to "
-        f"'{places[-1]}' (or anywhere, then set 'model:' to that path); or train from scratch with a model YAML such "
-        "as yolo26n.yaml"
+        f"'{places[-1]}' (or anywhere, then set '{field}:' to that path); or {_scratch(field)}"
     )
 
 

@@ -136,8 +136,26 @@ def parse_document(text: str) -> tuple[Any, dict[PathKey, Position]]:
     return data, positions
 
 
+# MAX_DEPTH + 1 flow collections opened in a row on one line ('[[[[...'): PyYAML's scanner keeps a possible simple key
+# per open bracket and re-checks them all for every token, so refusing 10,000 of them from the event stream alone takes
+# about a second. The text up to the first such run holds the same events up to there, and is short: checked first.
+_FLOW_RUN = re.compile(rf"[\[{{](?:[ \t]*[\[{{]){{{MAX_DEPTH}}}")
+
+
 def _check_depth(text: str) -> None:
     """Refuse documents nested deeper than ``MAX_DEPTH`` from the (iterative) event stream, before composing."""
+    run = _FLOW_RUN.search(text)
+    if run is not None:
+        try:
+            _event_depth(text[: run.end()])
+        except YamlSourceError:
+            raise
+        except yaml.YAMLError:
+            pass  # e.g. the run sits inside a quoted string cut short here: the whole text decides
+    _event_depth(text)
+
+
+def _event_depth(text: str) -> None:
     loader = RecipeLoader(text)
     depth = 0
     try:

@@ -286,6 +286,26 @@ def run_cli(
     return CliProcess(args, workdir, cwd, preexec_fn, env, isolated=True).wait(timeout)
 
 
+def run_cli_in_process(args: list[str]) -> CliRun:
+    """Run ``yolocustom ARGS`` through the same Typer app in this process (typer's ``CliRunner``): for refusals
+    before any compute, where a fresh interpreter would only add its 2-4 s of torch/Ultralytics import.
+
+    An exception other than the command's own exit is written to stderr as a traceback, so ``assert_clean_failure``
+    fails on a crash exactly as it would on the subprocess's output. Times and peak RSS are not measured (0).
+    """
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from yolocustom.cli import app
+
+    result = CliRunner().invoke(app, args)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return CliRun(result.exit_code, result.stdout, stderr, 0.0, 0.0, 0.0)
+
+
 def assert_clean_failure(run: CliRun, *needles: str) -> None:
     """Assert a user-facing failure: exit 1, an ``error:``-style message containing ``needles``, no traceback.
 

@@ -1,4 +1,5 @@
-"""Drill: bad data is caught before training starts, through the real ``yolocustom train``.
+"""Drill: bad data is caught before training starts, through ``yolocustom train`` (the refusals in process through the
+same Typer app; the run that trains, in a real process).
 
 A missing dataset YAML, an empty images folder, a missing labels folder and a train split whose every label is
 unusable are errors (exit 1, no traceback, no run folder). Label files that are corrupt or name a class id beyond
@@ -11,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import yaml
-from conftest import CliRun, assert_clean_failure, copy_dataset, run_cli, write_drill_recipe
+from conftest import CliRun, assert_clean_failure, copy_dataset, run_cli, run_cli_in_process, write_drill_recipe
 
 # Each corrupt label file with the reason Ultralytics (and the pre-flight) gives for excluding it.
 CORRUPT_LABELS: dict[str, tuple[bytes, str]] = {
@@ -24,8 +25,12 @@ CORRUPT_LABELS: dict[str, tuple[bytes, str]] = {
 }
 
 
-def _train(tmp_path: Path, data: Path, epochs: int = 1) -> tuple[Path, CliRun]:
+def _train(tmp_path: Path, data: Path, epochs: int = 1, in_process: bool = True) -> tuple[Path, CliRun]:
+    """``yolocustom train`` on ``data``: in this process for the refusals (the same command, no interpreter start),
+    a real process for the run that trains."""
     recipe = write_drill_recipe(tmp_path / "recipe", data, epochs=epochs, imgsz=32)
+    if in_process:
+        return recipe, run_cli_in_process(["train", str(recipe)])
     return recipe, run_cli(["train", str(recipe)], tmp_path / "logs")
 
 
@@ -72,7 +77,7 @@ def test_corrupt_and_out_of_range_labels_are_excluded_before_epoch_1(tmp_path: P
     for name, (content, _) in CORRUPT_LABELS.items():
         (data.parent / "labels" / "train" / name).write_bytes(content)
     (data.parent / "labels" / "val" / "img_00000.txt").write_text("11 0.5 0.5 0.1 0.1\n")  # val: Ultralytics drops it
-    _, run = _train(tmp_path, data)
+    _, run = _train(tmp_path, data, in_process=False)
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output
     first_epoch = run.stdout.find("Epoch")

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean_failure, run_cli, write_drill_recipe
+from conftest import assert_clean_failure, run_cli, run_cli_in_process, write_drill_recipe
 
 
 def _tree(folder: Path) -> set[str]:
@@ -52,7 +52,7 @@ def test_train_into_unwritable_run_folder(tmp_path: Path, drill_shapes: Path, te
     before = _tree(target)
     try:
         recipe = write_drill_recipe(tmp_path / "recipe", drill_shapes, project=str(project), epochs=1)
-        run = run_cli(["train", str(recipe)], tmp_path / "logs")
+        run = run_cli_in_process(["train", str(recipe)])  # refused before any compute: no process needed
         assert_clean_failure(run, "train.project", needle, str(project))
         assert _tree(target) == before, "something was written"
         if technique == "file_in_path":
@@ -71,9 +71,8 @@ def test_compute_weights_output_into_bad_folder(tmp_path: Path, drill_shapes: Pa
         (out_root / "afile").write_text("x")
         output = out_root / "afile" / "weights.yaml"
     before = _tree(out_root)
-    run = run_cli(
-        ["compute-weights", "--data", str(drill_shapes), "--format", "yaml", "--output", str(output), "-q"],
-        tmp_path / "logs",
+    run = run_cli_in_process(
+        ["compute-weights", "--data", str(drill_shapes), "--format", "yaml", "--output", str(output), "-q"]
     )
     assert_clean_failure(run, "cannot write", str(output))
     assert _tree(out_root) == before, "something was written (or a temporary file was left)"
@@ -121,5 +120,5 @@ def test_resume_from_truncated_checkpoint_is_a_clear_error(tmp_path: Path) -> No
     weights.mkdir(parents=True)
     last = weights / "last.pt"
     last.write_bytes(b"PK\x03\x04" + os.urandom(4096))  # the start of a zip archive, cut short
-    run = run_cli(["train", "--resume", str(last)], tmp_path / "logs")
+    run = run_cli_in_process(["train", "--resume", str(last)])
     assert_clean_failure(run, "not a readable checkpoint", str(last))
