@@ -74,3 +74,6 @@ def register(app: typer.Typer) -> None:
         shown = {k: v for k, v in outcome.metrics.items() if k.startswith("metrics/")}
         if shown:
             print("Final metrics (best.pt): " + ", ".join(f"{k[8:]}={float(v):.3f}" for k, v in shown.items()))
+        from yolocustom.thresholds import run_summary
+
+        print("\n" + run_summary(outcome.save_dir))

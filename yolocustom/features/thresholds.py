@@ -1,0 +1,86 @@
+"""Per-class confidence thresholds, chosen when training ends on best.pt's validation (``yolocustom/thresholds.py``
+chooses, stores and applies them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from yolocustom.features._base import TrainerBase
+from yolocustom.fsutil import atomic_write_text, replace_atomically
+from yolocustom.thresholds import (
+    RECORD_KEY,
+    THRESHOLDS_FILE,
+    choose_thresholds,
+    keep_stats,
+    resolve_rules,
+    threshold_family,
+    to_yaml,
+)
+
+
+def store_in_checkpoint(path: Path, data: dict[str, Any]) -> None:
+    """Add the thresholds to a checkpoint's yolocustom record (plain data: plain ``YOLO(path)`` still loads it),
+    replacing the file atomically."""
+    import torch
+    from ultralytics.utils.patches import torch_load
+
+    from yolocustom.features.recipe_record import CHECKPOINT_ATTR
+
+    ckpt = torch_load(path, map_location="cpu")
+    record = getattr(ckpt.get("model"), CHECKPOINT_ATTR, None)
+    if not isinstance(record, dict):
+        return  # not trained by yolocustom (a foreign best.pt): thresholds.yaml alone carries them
+    record[RECORD_KEY] = data
+    replace_atomically(path, lambda f: torch.save(ckpt, f))
+
+
+class ThresholdsMixin(TrainerBase):
+    """Per-class thresholds.
+
+    Hooks:
+        ``get_validator``: the validator keeps its matched stats (``thresholds.keep_stats``): the counts that make a
+            ``min_recall`` exact at the threshold (the 1000-point curves interpolate between predictions, and would
+            overstate the recall ``predict`` then gets).
+        ``final_eval``: the one point where best.pt has just been validated (Ultralytics re-validates it after the last
+            epoch, on rank 0, with the run's validator): its curves and stats are best.pt's, not the last epoch's.
+            ``on_train_end`` comes later but a callback is not part of the recipe's trainer class (the DDP launcher
+            rebuilds the trainer from the class alone), so the override is the reliable place. Chooses the
+            thresholds, writes ``thresholds.yaml`` and stores them in best.pt's yolocustom record.
+    """
+
+    yc_thresholds: dict[str, Any] | None = None
+
+    def get_validator(self) -> Any:
+        validator = keep_stats(super().get_validator())
+        feature = self.yc_recipe.features.thresholds
+        if feature is not None and feature.classes:
+            from yolocustom.errors import UserError
+
+            try:
+                resolve_rules(feature.classes, self.data["names"])
+            except ValueError as e:  # a typo fails before the first epoch (and in --dry-run)
+                raise UserError(f"features.thresholds.classes: {e}") from None
+        return validator
+
+    def final_eval(self) -> None:
+        super().final_eval()
+        from ultralytics.utils import LOGGER, RANK
+
+        stats = getattr(self.validator.metrics, "yc_stats", None)
+        if RANK not in {-1, 0} or not Path(self.best).exists() or stats is None:
+            return
+        recipe = self.yc_recipe
+        family = threshold_family(recipe)
+        names: dict[int, str] = self.data["names"]
+        feature = recipe.features.thresholds
+        rules = resolve_rules(feature.classes if feature is not None else None, names)
+        metric = getattr(self.validator.metrics, family.attr)
+        data = choose_thresholds(metric, stats, names, family, rules)
+        atomic_write_text(Path(self.save_dir) / THRESHOLDS_FILE, to_yaml(data))
+        store_in_checkpoint(Path(self.best), data)
+        self.yc_thresholds = data
+        for name, entry in data["classes"].items():
+            if entry.get("met") is False or entry["rule"] == "global":
+                LOGGER.warning(f"thresholds: {name}: {entry['note']}")
+        LOGGER.info(f"Per-class thresholds written to {Path(self.save_dir) / THRESHOLDS_FILE} and {self.best}")
