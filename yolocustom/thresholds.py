@@ -35,6 +35,7 @@ THRESHOLDS_FILE = "thresholds.yaml"
 RECORD_KEY = "thresholds"  # key in best.pt's yolocustom record (features/recipe_record.py)
 METADATA_KEY = "yolocustom_thresholds"  # key in an exported model's metadata (JSON text)
 SMOOTH = 0.1  # box-filter fraction Ultralytics smooths its F1 curve with (ap_per_class)
+PREDICT_CONF = 0.25  # Ultralytics' predict default (Model.predict), for a model with no true positive on val at all
 
 
 # ------------------------------------------------------------------------------------------------------------ choosing
@@ -129,7 +130,7 @@ def choose_thresholds(
     curves = np.asarray(metric.f1_curve)
     rows = {int(c): i for i, c in enumerate(metric.ap_class_index)}
     global_i = int(_smooth(curves.mean(0)).argmax()) if len(rows) else 0
-    global_conf = float(px[global_i])
+    global_conf = float(px[global_i]) if len(rows) and curves.max() > 0 else PREDICT_CONF
     classes: dict[str, dict[str, Any]] = {}
     for cls, name in names.items():
         rule = rules.get(cls)
@@ -140,14 +141,18 @@ def choose_thresholds(
                 note, met = f"no instances in val, so {rule_text(rule)} cannot be checked: the global threshold", False
             classes[name] = _entry(cls, global_conf, _scores(0, 0, 0), "global", met, note)
             continue
-        tp, fp, n = _grid_counts(stats, family.tp_key, cls, px)
-        index, note, met = int(_smooth(curves[rows[cls]]).argmax()), "", None
+        threshold, note, met = float(px[_smooth(curves[rows[cls]]).argmax()]), "", None
         if curves[rows[cls]].max() <= 0:
-            index, note = global_i, "no true positive on val at any threshold: the global threshold"
+            threshold, note = global_conf, "no true positive on val: the global threshold"
         if rule is not None:
-            index, met, note = _apply_rule(rule, px, tp, fp, n, index)
-        scores = _scores(float(tp[index]), float(fp[index]), n)
-        classes[name] = _entry(cls, float(px[index]), scores, rule_text(rule), met, note)
+            index, reason = _apply_rule(rule, px, *_grid_counts(stats, family.tp_key, cls, px))
+            met = index is not None
+            if index is not None:
+                threshold = float(px[index])
+            else:
+                note = f"{reason}: {note or 'the F1 optimum'}"
+        scores = counts_at(stats, family.tp_key, cls, threshold)
+        classes[name] = _entry(cls, threshold, scores, rule_text(rule), met, note)
     return {"family": family.suffix, "global_conf": global_conf, "classes": classes}
 
 
@@ -166,32 +171,24 @@ def _entry(
 
 
 def _apply_rule(
-    rule: ClassThresholdRule, px: np.ndarray, tp: np.ndarray, fp: np.ndarray, n: float, fallback: int
-) -> tuple[int, bool, str]:
-    """Index of the threshold a rule picks, whether its target was met, and the note for the summary."""
+    rule: ClassThresholdRule, px: np.ndarray, tp: np.ndarray, fp: np.ndarray, n: float
+) -> tuple[int | None, str]:
+    """Index in ``px`` of the threshold a rule picks, or None and why no threshold meets its target."""
     usable = px > 0  # conf 0 would keep every candidate box
     recall = tp / max(n, 1.0)
     if rule.min_recall is not None:
         ok = np.flatnonzero(usable & (recall >= rule.min_recall - 1e-12))
         if len(ok):
-            return int(ok[-1]), True, ""  # recall only falls as the threshold rises: the last one is the highest
-        best = int(np.flatnonzero(usable)[np.argmax(recall[usable])])
-        return (
-            fallback,
-            False,
-            (
-                f"recall never reaches {rule.min_recall:g} on val (at most {recall[best]:.3f}, at conf "
-                f"{px[best]:.3f}): the F1 optimum"
-            ),
-        )
+            return int(ok[-1]), ""  # recall only falls as the threshold rises: the last one is the highest
+        return None, f"recall never reaches {rule.min_recall:g} on val (at most {recall[usable].max():.3f})"
     target = float(rule.min_precision or 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
     ok = np.flatnonzero(usable & (tp > 0) & (precision >= target - 1e-12))
     if len(ok):
         most = tp[ok].max()
-        return int(ok[tp[ok] == most][-1]), True, ""  # the most recall; of those, the highest threshold
-    return fallback, False, f"precision never reaches {target:g} on val with a true positive kept: the F1 optimum"
+        return int(ok[tp[ok] == most][-1]), ""  # the most recall; of those, the highest threshold
+    return None, f"precision never reaches {target:g} on val with a true positive kept"
 
 
 def _smooth(y: np.ndarray) -> np.ndarray:

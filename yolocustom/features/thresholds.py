@@ -65,18 +65,23 @@ class ThresholdsMixin(TrainerBase):
 
     def final_eval(self) -> None:
         super().final_eval()
+        self.yc_choose_thresholds(self.validator)
+
+    def yc_choose_thresholds(self, validator: Any) -> dict[str, Any] | None:
+        """Choose the thresholds from ``validator``'s last validation (best.pt's), write ``thresholds.yaml`` and store
+        them in best.pt; rank 0 only. Also called by ``training.final_validation`` (a resumed run whose closing
+        validation was killed)."""
         from ultralytics.utils import LOGGER, RANK
 
-        stats = getattr(self.validator.metrics, "yc_stats", None)
+        stats = getattr(validator.metrics, "yc_stats", None)
         if RANK not in {-1, 0} or not Path(self.best).exists() or stats is None:
-            return
+            return None
         recipe = self.yc_recipe
         family = threshold_family(recipe)
         names: dict[int, str] = self.data["names"]
         feature = recipe.features.thresholds
         rules = resolve_rules(feature.classes if feature is not None else None, names)
-        metric = getattr(self.validator.metrics, family.attr)
-        data = choose_thresholds(metric, stats, names, family, rules)
+        data = choose_thresholds(getattr(validator.metrics, family.attr), stats, names, family, rules)
         atomic_write_text(Path(self.save_dir) / THRESHOLDS_FILE, to_yaml(data))
         store_in_checkpoint(Path(self.best), data)
         self.yc_thresholds = data
@@ -84,3 +89,4 @@ class ThresholdsMixin(TrainerBase):
             if entry.get("met") is False or entry["rule"] == "global":
                 LOGGER.warning(f"thresholds: {name}: {entry['note']}")
         LOGGER.info(f"Per-class thresholds written to {Path(self.save_dir) / THRESHOLDS_FILE} and {self.best}")
+        return data
