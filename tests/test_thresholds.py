@@ -94,7 +94,11 @@ def test_thresholds_agree_with_the_validator_curves(run: dict[str, Any]) -> None
     box = metrics.box
     assert data["family"] == "B" and list(data["classes"]) == list(run["trainer"].data["names"].values())
     assert YOLO(str(run["best"])).model.yolocustom["thresholds"] == data  # plain YOLO loads it; plain data inside
-    assert data["global_conf"] == float(box.px[smooth(box.f1_curve.mean(0), SMOOTH).argmax()])
+
+    def argmax(curve: np.ndarray) -> int:  # Ultralytics' smoothed-F1 argmax, conf 0 excluded (it keeps every box)
+        return int(np.argmax(np.where(box.px > 0, smooth(curve, SMOOTH), -np.inf)))
+
+    assert data["global_conf"] == float(box.px[argmax(box.f1_curve.mean(0))])
     rows = {int(c): i for i, c in enumerate(box.ap_class_index)}
     checked = 0
     for cls, e in _by_id(data).items():
@@ -102,7 +106,7 @@ def test_thresholds_agree_with_the_validator_curves(run: dict[str, Any]) -> None
         assert e["instances"] == n > 0 and e["misses"] == round(n * (1 - e["recall"]))
         if e["rule"] != "f1":
             continue
-        i = int(smooth(box.f1_curve[rows[cls]], SMOOTH).argmax())
+        i = argmax(box.f1_curve[rows[cls]])
         assert e["threshold"] == float(box.px[i])
         assert 0 <= float(box.r_curve[rows[cls], i]) - e["recall"] <= 1 / n + 1e-9  # interpolation overstates it
         checked += 1

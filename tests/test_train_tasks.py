@@ -296,6 +296,7 @@ def test_thresholds_on_the_fitness_family(task_run: dict[str, Any]) -> None:
     """thresholds.yaml is chosen on the recipe's fitness family (masks for segment, keypoints for pose, boxes for obb)
     from best.pt's validation: each class at its smoothed F1 curve's argmax, recall within one instance of the curve;
     classes without val instances (dota8) or never found (the 3-epoch pose/obb runs) get the global threshold."""
+    import numpy as np
     import yaml
     from ultralytics.utils.metrics import smooth
 
@@ -315,11 +316,12 @@ def test_thresholds_on_the_fitness_family(task_run: dict[str, Any]) -> None:
         if row is None or metric.f1_curve[row].max() <= 0:
             assert e["threshold"] == data["global_conf"] and e["rule"] == ("global" if row is None else "f1")
             continue
-        i = int(smooth(metric.f1_curve[row], SMOOTH).argmax())
+        i = int(np.argmax(np.where(metric.px > 0, smooth(metric.f1_curve[row], SMOOTH), -np.inf)))
         assert e["threshold"] == float(metric.px[i]) and e["rule"] == "f1"
         n = int(metrics.nt_per_class[e["id"]])
         assert 0 <= float(metric.r_curve[row, i]) - e["recall"] <= 1 / n + 1e-9
         learned += 1
     if RUNS[task_run["task"]][0] == "demo":  # the segment run learns: its mask curves are not all zero
         assert learned >= 2
-        assert data["global_conf"] == float(metric.px[smooth(metric.f1_curve.mean(0), SMOOTH).argmax()])
+        i = int(np.argmax(np.where(metric.px > 0, smooth(metric.f1_curve.mean(0), SMOOTH), -np.inf)))
+        assert data["global_conf"] == float(metric.px[i])

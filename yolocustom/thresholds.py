@@ -129,8 +129,7 @@ def choose_thresholds(
     px = np.asarray(metric.px)
     curves = np.asarray(metric.f1_curve)
     rows = {int(c): i for i, c in enumerate(metric.ap_class_index)}
-    global_i = int(_smooth(curves.mean(0)).argmax()) if len(rows) else 0
-    global_conf = float(px[global_i]) if len(rows) and curves.max() > 0 else PREDICT_CONF
+    global_conf = float(px[_argmax(_smooth(curves.mean(0)), px)]) if len(rows) and curves.max() > 0 else PREDICT_CONF
     classes: dict[str, dict[str, Any]] = {}
     for cls, name in names.items():
         rule = rules.get(cls)
@@ -141,7 +140,7 @@ def choose_thresholds(
                 note, met = f"no instances in val, so {rule_text(rule)} cannot be checked: the global threshold", False
             classes[name] = _entry(cls, global_conf, _scores(0, 0, 0), "global", met, note)
             continue
-        threshold, note, met = float(px[_smooth(curves[rows[cls]]).argmax()]), "", None
+        threshold, note, met = float(px[_argmax(_smooth(curves[rows[cls]]), px)]), "", None
         if curves[rows[cls]].max() <= 0:
             threshold, note = global_conf, "no true positive on val: the global threshold"
         if rule is not None:
@@ -189,6 +188,11 @@ def _apply_rule(
         most = tp[ok].max()
         return int(ok[tp[ok] == most][-1]), ""  # the most recall; of those, the highest threshold
     return None, f"precision never reaches {target:g} on val with a true positive kept"
+
+
+def _argmax(y: np.ndarray, px: np.ndarray) -> int:
+    """Index of the maximum of a curve over ``px``, confidence 0 excluded (it would keep every candidate box)."""
+    return int(np.argmax(np.where(px > 0, y, -np.inf)))
 
 
 def _smooth(y: np.ndarray) -> np.ndarray:
@@ -355,6 +359,11 @@ def describe_rules(recipe: Recipe, names: Mapping[int, str]) -> list[str]:
 def deployed_table(data: Mapping[str, Any], stats: Mapping[str, np.ndarray], names: Mapping[int, str]) -> str:
     """``yolocustom val``: each class's P, R, F1, false positives and misses at its deployed threshold."""
     family = FAMILIES.get(str(data.get("family", "B")), BOX)
+    if stats and family.tp_key not in stats:
+        raise UserError(
+            f"thresholds: chosen on {family.what} metrics ({family.suffix}), which this model's validation does not "
+            "report; use the thresholds of a model of the same task"
+        )
     table = thresholds_by_id(data, names)
     present = {int(c) for c in np.unique(stats.get("target_cls", np.zeros(0)))}
     classes: dict[str, dict[str, Any]] = {}
