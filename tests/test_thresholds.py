@@ -226,7 +226,7 @@ def test_bad_predict_input(run: dict[str, Any], tmp_path: Path) -> None:
     bad.write_text("classes: {crack: {id: 3, threshold: 1.5}}\n")
     cases = {
         ("--thresholds", str(bad)): "classes.crack.threshold: expected a number in [0, 1], found 1.5",
-        ("sav_txt=True",): "'sav_txt' is not a valid YOLO argument. Similar arguments are i.e. ['save_txt=False']",
+        ("sav_txt=True",): "'sav_txt' is not a valid YOLO argument. Similar arguments are i.e. ['save_txt=False'",
     }
     for extra, message in cases.items():
         result = CliRunner().invoke(APP, ["predict", str(run["best"]), str(run["images"]), *extra])

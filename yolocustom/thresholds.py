@@ -138,7 +138,8 @@ def choose_thresholds(
             met = None
             if rule is not None:
                 note, met = f"no instances in val, so {rule_text(rule)} cannot be checked: the global threshold", False
-            classes[name] = _entry(cls, global_conf, _scores(0, 0, 0), "global", met, note)
+            scores = counts_at(stats, family.tp_key, cls, global_conf)  # its false positives still count
+            classes[name] = _entry(cls, global_conf, scores, "global", met, note)
             continue
         threshold, note, met = float(px[_argmax(_smooth(curves[rows[cls]]), px)]), "", None
         if curves[rows[cls]].max() <= 0:
