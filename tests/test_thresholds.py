@@ -211,6 +211,7 @@ def test_dry_run_names_each_class_rule(tmp_path: Path, shapes_yaml: Path) -> Non
             "features.thresholds.classes.crack: expected exactly one of 'min_recall' or 'min_precision', found both",
         ),
     ],
+    ids=["min_recall-1.5", "unknown-name", "two-targets"],
 )
 def test_bad_rules_are_placed(tmp_path: Path, shapes_yaml: Path, block: str, where: str, message: str) -> None:
     recipe = tmp_path / "r.yaml"
@@ -231,3 +232,50 @@ def test_bad_predict_input(run: dict[str, Any], tmp_path: Path) -> None:
     for extra, message in cases.items():
         result = CliRunner().invoke(APP, ["predict", str(run["best"]), str(run["images"]), *extra])
         assert result.exit_code == 1 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("task", ["detect", "segment", "pose", "obb"])
+def test_filter_keeps_each_detection_whole(task: str) -> None:
+    """The predict filter indexes a real ``Results`` row-wise: a box below its class's threshold goes with its mask,
+    keypoints or oriented box; the predictor's NMS conf becomes the lowest threshold."""
+    from types import SimpleNamespace
+
+    import torch
+    from ultralytics.engine.results import Results
+
+    from yolocustom.errors import UserError
+    from yolocustom.thresholds import ThresholdFilter
+
+    names = {0: "scratch", 1: "crack"}
+    data = {
+        "global_conf": 0.5,
+        "classes": {"scratch": {"id": 0, "threshold": 0.6}, "crack": {"id": 1, "threshold": 0.1}},
+    }
+    conf, cls = torch.tensor([0.9, 0.4, 0.2, 0.05]), torch.tensor([0.0, 0.0, 1.0, 1.0])  # kept: rows 0 and 2
+    xyxy = torch.tensor([[1.0, 1, 9, 9], [2, 2, 8, 8], [3, 3, 7, 7], [4, 4, 6, 6]])
+    parts: dict[str, Any] = {"boxes": torch.cat([xyxy, conf[:, None], cls[:, None]], 1)}
+    if task == "segment":
+        parts["masks"] = torch.arange(4.0)[:, None, None].expand(4, 16, 16).clone()
+    if task == "pose":
+        parts["keypoints"] = torch.arange(4.0)[:, None, None].expand(4, 17, 3).clone()
+    if task == "obb":
+        parts = {
+            "obb": torch.cat(
+                [xyxy[:, :2] + 4, torch.full((4, 2), 4.0), torch.zeros(4, 1), conf[:, None], cls[:, None]], 1
+            )
+        }
+    result = Results(np.zeros((16, 16, 3), np.uint8), path="a.png", names=names, **parts)
+    predictor = SimpleNamespace(results=[result], args=SimpleNamespace(conf=0.25))
+    flt = ThresholdFilter(data, names, task)
+    flt.on_predict_start(predictor)
+    assert predictor.args.conf == 0.1
+    flt.on_predict_postprocess_end(predictor)
+    kept = predictor.results[0]
+    rows = kept.obb if task == "obb" else kept.boxes
+    assert rows.conf.tolist() == pytest.approx([0.9, 0.2]) and rows.cls.tolist() == [0, 1]
+    if task == "segment":
+        assert kept.masks.data[:, 0, 0].tolist() == [0, 2]
+    if task == "pose":
+        assert kept.keypoints.data[:, 0, 0].tolist() == [0, 2]
+    with pytest.raises(UserError, match="not the model's class"):
+        ThresholdFilter(data, {0: "scratch", 1: "dent"}, task)
