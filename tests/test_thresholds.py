@@ -1,6 +1,7 @@
 """Per-class thresholds through real training on the imbalanced shapes data (crack is rare): chosen on best.pt's
 validation, then honoured by ``yolocustom predict`` (outputs recounted against the label files), ``val`` and an ONNX
-export. One 6-epoch run (4 learn nothing: 3 are warmup) serves every test here; segment/pose/obb are covered in test_train_tasks.py."""
+export. One 6-epoch run serves every test here (after 4, three of them warmup, the model finds nothing yet);
+segment/pose/obb are covered in test_train_tasks.py."""
 
 from __future__ import annotations
 
