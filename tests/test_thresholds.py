@@ -109,7 +109,7 @@ def test_thresholds_agree_with_the_validator_curves(run: dict[str, Any]) -> None
             continue
         i = argmax(box.f1_curve[rows[cls]])
         assert e["threshold"] == float(box.px[i])
-        assert 0 <= float(box.r_curve[rows[cls], i]) - e["recall"] <= 1 / n + 1e-9  # interpolation overstates it
+        assert -1e-6 <= float(box.r_curve[rows[cls], i]) - e["recall"] <= 1 / n + 1e-6  # interpolation overstates it
         checked += 1
     assert checked == 2
     scratch = data["classes"]["scratch"]

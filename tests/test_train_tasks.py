@@ -319,7 +319,7 @@ def test_thresholds_on_the_fitness_family(task_run: dict[str, Any]) -> None:
         i = int(np.argmax(np.where(metric.px > 0, smooth(metric.f1_curve[row], SMOOTH), -np.inf)))
         assert e["threshold"] == float(metric.px[i]) and e["rule"] == "f1"
         n = int(metrics.nt_per_class[e["id"]])
-        assert 0 <= float(metric.r_curve[row, i]) - e["recall"] <= 1 / n + 1e-9
+        assert -1e-6 <= float(metric.r_curve[row, i]) - e["recall"] <= 1 / n + 1e-6
         learned += 1
     if RUNS[task_run["task"]][0] == "demo":  # the segment run learns: its mask curves are not all zero
         assert learned >= 2
