@@ -91,7 +91,7 @@ def test_thresholds_agree_with_the_validator_curves(run: dict[str, Any]) -> None
     from ultralytics import YOLO
     from ultralytics.utils.metrics import smooth
 
-    data, metrics = run["data"], run["trainer"].validator.metrics  # final_eval: best.pt's validation
+    data, metrics = run["data"], run["trainer"].yc_threshold_metrics  # best.pt's validation, letterboxed as predict
     box = metrics.box
     assert data["family"] == "B" and list(data["classes"]) == list(run["trainer"].data["names"].values())
     assert YOLO(str(run["best"])).model.yolocustom["thresholds"] == data  # plain YOLO loads it; plain data inside

@@ -33,6 +33,9 @@ def register(app: typer.Typer) -> None:
         overrides = parse_yolo_args(args or [], {"data": "use --data"})
         if data is not None:
             overrides["data"] = data
+        # square letterbox, as predict feeds the model (and as the thresholds were chosen); yolo val's rect batches add
+        # a half-stride pad that changes the scores
+        overrides.setdefault("rect", False)
         yolo = YOLO(model)
         table = load_thresholds(thresholds) if thresholds is not None else model_thresholds(yolo)
         validator_cls = stats_validator(yolo.task_map[yolo.task]["validator"])

@@ -50,6 +50,7 @@ class ThresholdsMixin(TrainerBase):
     """
 
     yc_thresholds: dict[str, Any] | None = None
+    yc_threshold_metrics: Any = None  # the metrics of the validation the thresholds were chosen on
 
     def get_validator(self) -> Any:
         validator = keep_stats(super().get_validator())
@@ -73,8 +74,21 @@ class ThresholdsMixin(TrainerBase):
         validation was killed)."""
         from ultralytics.utils import LOGGER, RANK
 
+        if RANK not in {-1, 0} or not Path(self.best).exists():
+            return None
+        from copy import copy
+
+        # Ultralytics' training validator letterboxes val batches with an extra half-stride pad (rect, pad=0.5), so
+        # its scores differ from predict's; best.pt is validated again with square letterboxing (rect=False), which
+        # is what predict feeds the model for square images (and for static-shape exports, at any shape)
+        args = copy(validator.args)
+        args.rect, args.plots, args.save_json = False, False, False
+        same_as_predict = type(validator)(save_dir=Path(validator.save_dir), args=args)
+        same_as_predict(model=str(self.best))
+        validator = same_as_predict
+        self.yc_threshold_metrics = validator.metrics
         stats = getattr(validator.metrics, "yc_stats", None)
-        if RANK not in {-1, 0} or not Path(self.best).exists() or stats is None:
+        if stats is None:
             return None
         recipe = self.yc_recipe
         family = threshold_family(recipe)
