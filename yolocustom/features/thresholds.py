@@ -45,8 +45,10 @@ class ThresholdsMixin(TrainerBase):
         ``final_eval``: the one point where best.pt has just been validated (Ultralytics re-validates it after the last
             epoch, on rank 0, with the run's validator): its curves and stats are best.pt's, not the last epoch's.
             ``on_train_end`` comes later but a callback is not part of the recipe's trainer class (the DDP launcher
-            rebuilds the trainer from the class alone), so the override is the reliable place. Chooses the
-            thresholds, writes ``thresholds.yaml`` and stores them in best.pt's yolocustom record.
+            rebuilds the trainer from the class alone), so the override is the reliable place. Validates best.pt once
+            more, letterboxed as predict does (``rect=False``; the training validator's rect batches carry an extra
+            half-stride pad that shifts the scores), chooses the thresholds on that validation's curves and stats,
+            writes ``thresholds.yaml`` and stores them in best.pt's yolocustom record.
     """
 
     yc_thresholds: dict[str, Any] | None = None
