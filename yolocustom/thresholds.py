@@ -222,6 +222,35 @@ def stats_validator(validator_cls: type) -> type:
     return type(validator_cls.__name__, (validator_cls,), {"get_stats": get_stats, "__module__": __name__})
 
 
+@functools.cache
+def predict_like_validator(validator_cls: type) -> type:
+    """A task validator that keeps its stats and matches predictions as ``predict`` makes them: one class per box.
+
+    Hook: ``postprocess``. Ultralytics' validators run NMS with ``multi_label=True`` (a box enters once per class
+    scoring above ``conf``), its predictor with one label per box, so a box predict calls "dent" can also be a "crack"
+    in validation; thresholds counted on those would promise a recall predict never delivers. The validator's own
+    ``postprocess`` runs (masks, keypoints, obb handled by the task), with ``multi_label`` forced off in its NMS call.
+    Use it with ``rect=False`` (square letterbox, as predict feeds square images and static-shape exports).
+    """
+    from ultralytics.utils import nms
+
+    base = stats_validator(validator_cls)
+
+    def postprocess(self: Any, preds: Any) -> Any:
+        original = nms.non_max_suppression
+
+        def single_label(*args: Any, **kwargs: Any) -> Any:
+            return original(*args, **{**kwargs, "multi_label": False})
+
+        nms.non_max_suppression = single_label  # looked up on the module at call time by every task validator
+        try:
+            return base.postprocess(self, preds)  # type: ignore[attr-defined]
+        finally:
+            nms.non_max_suppression = original
+
+    return type(validator_cls.__name__, (base,), {"postprocess": postprocess, "__module__": __name__})
+
+
 def keep_stats(validator: Any) -> Any:
     """Make an existing validator keep its stats (see :func:`stats_validator`); returns it."""
     validator.__class__ = stats_validator(validator.__class__)

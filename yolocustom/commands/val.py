@@ -23,22 +23,22 @@ def register(app: typer.Typer) -> None:
             None, "--thresholds", help="A thresholds.yaml to use instead of the model's own."
         ),
     ) -> None:
-        """Validate as `yolo val` does, then show each class's P, R, F1, false positives and misses at its deployed
-        threshold: what the model does in production, next to mAP."""
+        """Validate as `yolo val` does, but as predict predicts (square letterbox, one label per box), then show each
+        class's P, R, F1, false positives and misses at its deployed threshold: what the model does in production."""
         from ultralytics import YOLO
 
         from yolocustom.commands._yolo_args import parse_yolo_args
-        from yolocustom.thresholds import deployed_table, load_thresholds, model_thresholds, stats_validator
+        from yolocustom.thresholds import deployed_table, load_thresholds, model_thresholds, predict_like_validator
 
         overrides = parse_yolo_args(args or [], {"data": "use --data"})
         if data is not None:
             overrides["data"] = data
-        # square letterbox, as predict feeds the model (and as the thresholds were chosen); yolo val's rect batches add
-        # a half-stride pad that changes the scores
+        # validated as predict predicts (and as the thresholds were chosen): square letterbox, one label per box; yolo
+        # val's rect batches add a half-stride pad and its NMS is multi-label
         overrides.setdefault("rect", False)
         yolo = YOLO(model)
         table = load_thresholds(thresholds) if thresholds is not None else model_thresholds(yolo)
-        validator_cls = stats_validator(yolo.task_map[yolo.task]["validator"])
+        validator_cls = predict_like_validator(yolo.task_map[yolo.task]["validator"])
         metrics = yolo.val(validator=validator_cls, **overrides)
         if table is None:
             print(f"\n{model} has no yolocustom per-class thresholds: Ultralytics' table above is the whole story")

@@ -13,6 +13,7 @@ from yolocustom.thresholds import (
     THRESHOLDS_FILE,
     choose_thresholds,
     keep_stats,
+    predict_like_validator,
     resolve_rules,
     threshold_family,
     to_yaml,
@@ -80,12 +81,13 @@ class ThresholdsMixin(TrainerBase):
             return None
         from copy import copy
 
-        # Ultralytics' training validator letterboxes val batches with an extra half-stride pad (rect, pad=0.5), so
-        # its scores differ from predict's; best.pt is validated again with square letterboxing (rect=False), which
-        # is what predict feeds the model for square images (and for static-shape exports, at any shape)
+        # Ultralytics' training validation differs from predict: rect batches with an extra half-stride pad (other
+        # scores) and multi-label NMS (more boxes per class). best.pt is validated again as predict predicts: square
+        # letterbox (rect=False, what predict feeds square images and static-shape exports), one label per box
         args = copy(validator.args)
         args.rect, args.plots, args.save_json = False, False, False
-        same_as_predict = type(validator)(save_dir=Path(validator.save_dir), args=args)
+        validator_cls: type = type(validator)
+        same_as_predict = predict_like_validator(validator_cls)(save_dir=Path(validator.save_dir), args=args)
         same_as_predict(model=str(self.best))
         validator = same_as_predict
         self.yc_threshold_metrics = validator.metrics
