@@ -10,8 +10,8 @@ One layout everywhere (``thresholds.yaml`` in the run folder, best.pt's yolocust
               note: '', instances: 45, false_positives: 38, misses: 4}
 
 Counts come from the validator's matched predictions (``tp`` at IoU 0.5, ``conf``, ``pred_cls``, ``target_cls``):
-a prediction is kept when ``conf >= threshold``, exactly as :func:`attach` filters at predict time. The validation is
-letterboxed as predict letterboxes (``rect=False``, see ``features/thresholds.py``), so the table's recall is the
+a prediction is kept when ``conf >= threshold``, exactly as :func:`attach` filters at predict time. The validation runs
+as predict runs (:func:`predict_like_validator`: one label per box, square letterbox), so the table's recall is the
 recall ``yolocustom predict`` gets on the same (square) images. Thresholds are points of the validator's
 1000-point confidence grid (``Metric.px``).
 """
