@@ -12,7 +12,7 @@ install: $(STAMP)
 # disk); elsewhere it takes the newest compatible pair. torch stays unpinned in pyproject so users keep their CUDA build.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch torchvision -e ".[dev,tune]"
+	$(PY) -m pip install --quiet --disable-pip-version-check torch torchvision -e ".[dev,tune,onnx]"
 	@touch $(STAMP)
 
 test: install

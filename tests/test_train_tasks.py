@@ -68,6 +68,7 @@ def task_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         "fitness": fitness,
         "freeze": {"layers": "backbone", "epochs": 1},
         "layer_lr": {"backbone_ratio": RATIO},
+        "thresholds": {},
     }
     seen: dict[str, Any] = {"val": [], "lr": [], "backbone": []}
 
@@ -109,7 +110,7 @@ def task_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def test_task_trainer_is_the_base(task_run: dict[str, Any]) -> None:
     trainer = task_run["trainer"]
     base = TASKS[task_run["task"]].trainer_class()
-    assert isinstance(trainer, base) and type(trainer).__mro__[7] is base
+    assert isinstance(trainer, base) and type(trainer).__mro__[len(trainer.yc_features) + 2] is base
     assert trainer.args.task == task_run["task"] and trainer.yc_task == task_run["task"]
 
 
@@ -310,3 +311,38 @@ def test_class_weights_scale_the_task_loss(task_run: dict[str, Any]) -> None:
     assert cls_loss(2 * torch.ones_like(recipe_weights)) == pytest.approx(2 * ones, rel=1e-5)
     if len(set(recipe_weights.tolist())) > 1:  # coco8-pose has one class: its mean-normalised weight is 1
         assert cls_loss(recipe_weights) != pytest.approx(ones, rel=1e-4)
+
+
+def test_thresholds_on_the_fitness_family(task_run: dict[str, Any]) -> None:
+    """thresholds.yaml is chosen on the recipe's fitness family (masks for segment, keypoints for pose, boxes for obb)
+    from best.pt's validation: each class at its smoothed F1 curve's argmax, recall within one instance of the curve;
+    classes without val instances (dota8) or never found (the 3-epoch pose/obb runs) get the global threshold."""
+    import numpy as np
+    import yaml
+    from ultralytics.utils.metrics import smooth
+
+    from yolocustom.tasks import FAMILIES
+    from yolocustom.thresholds import SMOOTH, THRESHOLDS_FILE
+
+    data = yaml.safe_load((task_run["dir"] / THRESHOLDS_FILE).read_text())
+    assert data["family"] == {"segment": "M", "pose": "P", "obb": "B"}[task_run["task"]]
+    best = torch_load(task_run["dir"] / "weights" / "best.pt", map_location="cpu")
+    assert best["model"].yolocustom["thresholds"] == data
+    metrics = task_run["trainer"].yc_threshold_metrics  # best.pt's validation, letterboxed as predict does
+    metric = getattr(metrics, FAMILIES[data["family"]].attr)
+    rows = {int(c): i for i, c in enumerate(metric.ap_class_index)}
+    learned = 0
+    for e in data["classes"].values():
+        row = rows.get(e["id"])
+        if row is None or metric.f1_curve[row].max() <= 0:
+            assert e["threshold"] == data["global_conf"] and e["rule"] == ("global" if row is None else "f1")
+            continue
+        i = int(np.argmax(np.where(metric.px > 0, smooth(metric.f1_curve[row], SMOOTH), -np.inf)))
+        assert e["threshold"] == float(metric.px[i]) and e["rule"] == "f1"
+        n = int(metrics.nt_per_class[e["id"]])
+        assert -1e-6 <= float(metric.r_curve[row, i]) - e["recall"] <= 1 / n + 1e-6
+        learned += 1
+    if RUNS[task_run["task"]][0] == "demo":  # the segment run learns: its mask curves are not all zero
+        assert learned >= 2
+        i = int(np.argmax(np.where(metric.px > 0, smooth(metric.f1_curve.mean(0), SMOOTH), -np.inf)))
+        assert data["global_conf"] == float(metric.px[i])

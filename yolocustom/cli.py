@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from yolocustom.commands import compute_weights, demo_data, report, schema, train, tune, validate
+from yolocustom.commands import compute_weights, demo_data, export, predict, report, schema, train, tune, val, validate
 
 app = typer.Typer(
     name="yolocustom",
@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (train, validate, schema, compute_weights, demo_data, tune, report):
+for module in (train, validate, schema, compute_weights, demo_data, tune, predict, val, export, report):
     module.register(app)
 
 

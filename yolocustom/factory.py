@@ -5,7 +5,7 @@ The base is the trainer of the model's task (``tasks.TASKS``): ``DetectionTraine
 (MRO, outermost first) is fixed::
 
     F1LoggingMixin -> FitnessMixin -> ClassWeightsMixin -> LayerLRMixin -> FreezeMixin -> RepeatFactorSamplingMixin
-    -> [DistributedMixin] -> RecipeRecordMixin -> <task trainer>
+    -> ThresholdsMixin -> [DistributedMixin] -> RecipeRecordMixin -> <task trainer>
 
 Every mixin calls ``super()`` in its hook, so overrides of the same hook chain (``set_model_attributes`` runs
 RecipeRecord first, then Freeze). F1 logging sits outside Fitness so the recipe's fitness can read the F1 that the
@@ -28,6 +28,7 @@ from yolocustom.features.freeze import FreezeMixin
 from yolocustom.features.layer_lr import LayerLRMixin
 from yolocustom.features.recipe_record import RecipeRecordMixin
 from yolocustom.features.repeat_factor import RepeatFactorSamplingMixin
+from yolocustom.features.thresholds import ThresholdsMixin
 from yolocustom.recipe import Recipe, validate_recipe
 from yolocustom.resolve import resolve_model, resolve_pretrained
 from yolocustom.tasks import TASKS, resolve_task
@@ -42,6 +43,7 @@ FEATURE_ORDER: tuple[tuple[str, type], ...] = (
     ("layer_lr", LayerLRMixin),
     ("freeze", FreezeMixin),
     ("repeat_factor_sampling", RepeatFactorSamplingMixin),
+    ("thresholds", ThresholdsMixin),
 )
 
 

@@ -210,6 +210,11 @@ def describe_plan(trainer: Any, recipe: Recipe, note: str = "") -> str:
     formula = fitness_formula(fitness, trainer.data["names"]) if fitness is not None else DEFAULT_FITNESS  # type: ignore[arg-type]
     out += _section("Fitness (best.pt, early stopping, best_fitness)", [formula])
 
+    if "thresholds" in feats:
+        from yolocustom.thresholds import describe_rules
+
+        out += _section("Per-class confidence thresholds", describe_rules(recipe, trainer.data["names"]))
+
     args = vars(trainer.args)
     skip = {"save_dir", "project", "name", "exist_ok", "plots"}
     changed = [f"{k}={v!r}" for k, v in args.items() if k not in skip and DEFAULT_CFG_DICT.get(k) != v]

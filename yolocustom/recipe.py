@@ -344,6 +344,62 @@ class RepeatFactorSamplingFeature(_Feature):
     )
 
 
+class ClassThresholdRule(_Strict):
+    """How one class's confidence threshold is chosen instead of its F1 optimum: give exactly one target."""
+
+    min_recall: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None,
+        description="Recall to keep on val, in (0, 1]: the HIGHEST threshold whose recall (IoU 0.5, counted from the "
+        "validator's matched predictions) is at least this, i.e. the fewest false positives that keep it.",
+    )
+    min_precision: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None,
+        description="Precision to reach on val, in (0, 1]: among thresholds whose precision is at least this (with "
+        "at least one true positive), the one keeping the most recall (the highest of those on a tie). The "
+        "highest threshold alone would keep a single confident box.",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ClassThresholdRule:
+        if (self.min_recall is None) == (self.min_precision is None):
+            raise ValueError(
+                "expected exactly one of 'min_recall' or 'min_precision', found "
+                + ("both" if self.min_recall is not None else "neither")
+            )
+        return self
+
+
+class ThresholdsFeature(_Feature):
+    """Per-class confidence thresholds chosen when training ends, on best.pt's validation, for deployment.
+
+    Written to ``thresholds.yaml`` in the run folder and into best.pt; ``yolocustom predict``/``val``/``export`` use
+    them.
+    """
+
+    classes: dict[int | str, ClassThresholdRule] | None = Field(
+        None,
+        description=(
+            "Per-class rules by class id or name, e.g. {crack: {min_recall: 0.9}, scratch: {min_precision: 0.95}}. "
+            "Every other class gets its F1 optimum (argmax of its F1-confidence curve smoothed as Ultralytics "
+            "smooths its F1 curve). A target no threshold meets falls back to the F1 optimum and the summary says "
+            "so; a class absent from val gets the global F1-optimal threshold and a warning. The metric family is "
+            "the fitness metric's (masks for 'mAP50(M)'), else boxes. Names are checked against the dataset "
+            "before training."
+        ),
+    )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("expected at least one 'class: {min_recall: x}' entry, found {}")
+            for key in value:
+                if isinstance(key, bool) or not isinstance(key, int | str) or (isinstance(key, int) and key < 0):
+                    raise ValueError(f"expected class ids (integers >= 0) or class names as keys, found {key!r}")
+        return value
+
+
 class Features(_Strict):
     """Optional features; each present block switches its feature on."""
 
@@ -353,6 +409,7 @@ class Features(_Strict):
     freeze: FreezeFeature | None = None
     layer_lr: LayerLRFeature | None = None
     repeat_factor_sampling: RepeatFactorSamplingFeature | None = None
+    thresholds: ThresholdsFeature | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -41,16 +41,19 @@ class Family:
         suffix (str): The key suffix Ultralytics uses, ``B``, ``M`` or ``P`` (``metrics/mAP50(M)``).
         attr (str): The attribute of the validator's metrics object holding its ``Metric`` (``box``, ``seg``, ``pose``).
         what (str): What it measures, for messages.
+        tp_key (str): Its key in the metrics object's matched stats (``tp``, ``tp_m``, ``tp_p``: true positives per
+            prediction at IoU 0.50:0.95, the columns ``ap_per_class`` reads).
     """
 
     suffix: str
     attr: str
     what: str
+    tp_key: str = "tp"
 
 
 BOX = Family("B", "box", "box")
-MASK = Family("M", "seg", "mask")
-POSE = Family("P", "pose", "keypoint")
+MASK = Family("M", "seg", "mask", "tp_m")
+POSE = Family("P", "pose", "keypoint", "tp_p")
 FAMILIES: dict[str, Family] = {f.suffix: f for f in (BOX, MASK, POSE)}
 
 
@@ -67,6 +70,8 @@ class TaskSpec:
         keypoints (bool): Whether its dataset reads keypoint rows (``use_keypoints``: needs ``kpt_shape``).
         demo_folder (str): ``yolocustom demo-data --task`` default output folder (its label writer is
             ``demo_data.LABEL_WRITERS[name]``).
+        results_attr (str): The attribute of a predict ``Results`` holding its detections, with ``cls``/``conf`` and
+            the masks/keypoints of the same rows (``boxes``; ``obb`` for obb).
     """
 
     name: str
@@ -76,6 +81,7 @@ class TaskSpec:
     segments: bool = False
     keypoints: bool = False
     demo_folder: str = "datasets/shapes"
+    results_attr: str = "boxes"
 
     @property
     def trainer_name(self) -> str:
@@ -122,6 +128,7 @@ TASKS: dict[str, TaskSpec] = {
         "'class x1 y1 x2 y2 x3 y3 x4 y4' (the 4 corners of an oriented box, 9 values)",
         segments=True,
         demo_folder="datasets/shapes-obb",
+        results_attr="obb",
     ),
 }
 """The supported tasks: those whose Ultralytics trainer is a ``DetectionTrainer``."""

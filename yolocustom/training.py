@@ -208,6 +208,8 @@ def final_validation(trainer_cls: type, last: Path) -> TrainOutcome:
         validator.args.compile = False
         metrics = dict(validator(model=trainer.best))
         metrics.pop("fitness", None)
+        if hasattr(trainer, "yc_choose_thresholds"):  # features.thresholds: chosen on this validation, as final_eval
+            trainer.yc_choose_thresholds(validator)
     return TrainOutcome(Path(trainer.save_dir), Path(trainer.best), Path(trainer.last), metrics)
 
 

@@ -151,6 +151,9 @@ def _train(plan: Any, world: Any) -> None:
         shown = {k: v for k, v in outcome.metrics.items() if k.startswith("metrics/")}
         if shown:
             print("Final metrics (best.pt): " + ", ".join(f"{k[8:]}={float(v):.3f}" for k, v in shown.items()))
+        from yolocustom.thresholds import run_summary
+
+        print("\n" + run_summary(outcome.save_dir))
     _finish(world, 0)
 
 

@@ -88,11 +88,11 @@ def check_recipe_file(
 
 
 def check_dataset(recipe_path: Path, overrides: list[str], recipe: Recipe) -> list[str]:
-    """Resolve the recipe's dataset offline and check the class names of ``class_weights`` and ``fitness.classes``
-    against it; return notes.
+    """Resolve the recipe's dataset offline and check the class names of ``class_weights``, ``fitness.classes`` and
+    ``thresholds.classes`` against it; return notes.
 
     Raises:
-        RecipeError: For class_weights keys or fitness classes the dataset lacks.
+        RecipeError: For class_weights keys, fitness classes or threshold rules the dataset lacks.
         DataError: For a dataset that cannot be resolved, or data missing with nothing to download it from.
     """
     from yolocustom.resolve import dataset_status
@@ -114,16 +114,20 @@ def check_dataset(recipe_path: Path, overrides: list[str], recipe: Recipe) -> li
                     at = (*path, key)
                     break
             raise RecipeError(str(recipe_path), [problem_at(recipe_path, overrides, path, str(e), at)]) from None
-    fitness = recipe.features.fitness
-    if fitness is not None and fitness.enabled and fitness.classes:
-        from yolocustom.features.class_weights import class_id
+    from yolocustom.features.class_weights import class_id
 
-        classes: tuple[str | int, ...] = ("features", "fitness", "classes")
-        for i, key in enumerate(fitness.classes):
+    feats = recipe.features.enabled()
+    named: dict[tuple[str | int, ...], list[tuple[str | int, int | str]]] = {}
+    if getattr(feats.get("fitness"), "classes", None):  # a list: placed at its index
+        named[("features", "fitness", "classes")] = list(enumerate(feats["fitness"].classes))  # type: ignore[attr-defined]
+    if getattr(feats.get("thresholds"), "classes", None):  # a mapping: placed at its key
+        named[("features", "thresholds", "classes")] = [(k, k) for k in feats["thresholds"].classes]  # type: ignore[attr-defined]
+    for classes, keys in named.items():
+        for where, key in keys:
             try:
                 class_id(key, spec.names)
             except ValueError as e:
-                problem = problem_at(recipe_path, overrides, classes, str(e), (*classes, i))
+                problem = problem_at(recipe_path, overrides, classes, str(e), (*classes, where))
                 raise RecipeError(str(recipe_path), [problem]) from None
     return [note] if note else []
 
