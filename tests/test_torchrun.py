@@ -39,7 +39,7 @@ def check_group_run(runs: Path, probe: Path, nnodes: int) -> None:
     assert [p.name for p in runs.iterdir()] == ["run"], "one run folder, no name-2 from a racing rank"
     folder = runs / "run"
     assert [int(float(r["epoch"])) for r in read_csv(folder / "results.csv")] == [1, 2, 3]
-    for name in ("metrics_per_class.csv", "f1_per_class.csv", "recipe.yaml", "class_weights.json"):
+    for name in ("metrics_per_class.csv", "f1_per_class.csv", "recipe.yaml", "class_weights.json", "thresholds.yaml"):
         assert (folder / name).is_file(), name
     assert sorted({int(r["epoch"]) for r in read_csv(folder / "metrics_per_class.csv")}) == [1, 2, 3]
     record = _record(folder / "weights" / "last.pt")

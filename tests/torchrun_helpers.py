@@ -33,6 +33,7 @@ ALL_FEATURES: dict[str, Any] = {
     },
     "layer_lr": {"backbone_ratio": 0.5},
     "repeat_factor_sampling": {"threshold": 0.5},
+    "thresholds": {},
 }
 TRAIN: dict[str, Any] = {"epochs": 3, "batch": 4, "nbs": 4, "optimizer": "SGD", "lr0": 0.01}
 
