@@ -1,13 +1,11 @@
-"""What the benchmarks share: the module contract's one entry point, measured subprocesses, statistics, tables.
+"""What the benchmarks share: the module contract's entry point, measured subprocesses, statistics, tables.
 
 A benchmark is a module ``bench/bench_<name>.py`` with ``NAME`` (its JSON is ``bench/out/<NAME>.json``),
 ``run(args) -> dict`` (measure; JSON-ready data), ``render(result) -> str`` (its markdown section, from that data
 only) and optionally ``add_arguments(parser)``, ``output_name(args)`` (when one module writes several results) and
 ``TITLE`` (the heading shown while it has no result). :func:`main` runs one module alone; ``bench/run_all.py`` runs
-the selected ones through it and renders docs/BENCHMARKS.md.
-
-Workloads run in fresh subprocesses measured from the outside: wall time with ``time.perf_counter`` and the peak
-resident memory of that one child from ``os.wait4`` (``ru_maxrss``), so the measuring process never pollutes a figure.
+the selected ones through it and renders docs/BENCHMARKS.md. Workloads run in fresh subprocesses measured from the
+outside (wall time, and the peak RSS of that one child from ``os.wait4``), so the measuring process pollutes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import platform
 import random
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,13 +35,13 @@ DOCS = REPO / "docs"
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 YOLOCUSTOM = str(BIN / "yolocustom")
+PLAIN = "import json, sys; from ultralytics import YOLO; YOLO(sys.argv[2]).train(**json.loads(sys.argv[1]))"
 
 
 def bench_env(**extra: str) -> dict[str, str]:
     """Return the environment for benchmark subprocesses: offline, no auto-install, unbuffered, no bytecode writes."""
-    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "PYTHONUNBUFFERED": "1"}
-    env.update(PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", **extra)
-    return env
+    return {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", **extra}  # fmt: skip
 
 
 @dataclass
@@ -56,20 +55,10 @@ class Measured:
     log: Path
 
 
-def run_measured(
-    cmd: list[str],
-    log: Path,
-    *,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 3600,
-    poll: Callable[[int], None] | None = None,
-) -> Measured:
-    """Run ``cmd`` (output into ``log``; cwd: the repository; env: :func:`bench_env`) and measure this child only.
-
-    ``poll(pid)`` is called about every 10 ms while it runs; the child is killed after ``timeout`` seconds. Check
-    ``returncode`` yourself.
-    """
+def run_measured(cmd: list[str], log: Path, *, cwd: Path | None = None, env: dict[str, str] | None = None,
+                 timeout: float = 3600, poll: Callable[[int], None] | None = None) -> Measured:  # fmt: skip
+    """Run ``cmd`` (output into ``log``) and measure this child only; ``poll(pid)`` runs every ~10 ms meanwhile and
+    the child is killed after ``timeout`` seconds. Check ``returncode`` yourself."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         start = time.perf_counter()
@@ -86,11 +75,16 @@ def run_measured(
     return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, log)
 
 
-def call_fresh(module_file: str, function: str, *args: str, cwd: Path | None = None) -> Any:
-    """Call ``function(*args)`` of the bench module at ``module_file`` in a fresh interpreter; return its JSON result.
+def run_checked(cmd: list[str], log: Path, **kw: Any) -> Measured:
+    """:func:`run_measured`, raising (with the log's tail) if ``cmd`` fails."""
+    if (measured := run_measured(cmd, log, **kw)).returncode != 0:
+        raise RuntimeError(f"{shell_join(cmd)} exited {measured.returncode}; {log}:\n{log.read_text()[-2000:]}")
+    return measured
 
-    Each timed workload then starts from a clean process: no imports, threads or memory of the measuring one.
-    """
+
+def call_fresh(module_file: str, function: str, *args: str, cwd: Path | None = None) -> Any:
+    """Call ``function(*args)`` of the module at ``module_file`` in a fresh interpreter (no imports, threads or
+    memory of the measuring one); return its JSON result."""
     path = Path(module_file).resolve()
     code = f"import json, sys; sys.path.insert(0, {str(path.parent)!r}); import {path.stem} as m; "
     code += f"print(json.dumps(m.{function}(*sys.argv[1:])))"
@@ -100,46 +94,24 @@ def call_fresh(module_file: str, function: str, *args: str, cwd: Path | None = N
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """Return user + system CPU seconds used so far by process ``pid`` (all threads) from ``/proc``, None if gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
-
-
 def median(values: list[float]) -> float:
     """Return the median of ``values`` (NaN for an empty list)."""
     return statistics.median(values) if values else float("nan")
 
 
-def bootstrap_median_ci(values: list[float], n: int = 10_000, seed: int = 0) -> list[float] | None:
-    """Return the 95 % percentile-bootstrap interval of the median of ``values`` (None for fewer than 2 values)."""
-    if len(values) < 2:
-        return None
-    rng = random.Random(seed)
-    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(n))
-    return [meds[int(0.025 * n)], meds[int(0.975 * n) - 1]]
-
-
-def paired(base: list[float], other: list[float]) -> dict[str, Any]:
-    """Paired ratios ``other[i] / base[i]`` (``ratios``), their ``median`` and its 95 % bootstrap interval ``ci95``.
-
-    Pairs measured back to back cancel slow drift of the machine, which dominates the noise between separate runs.
-    """
+def paired(base: list[float], other: list[float], n: int = 10_000) -> dict[str, Any]:
+    """Paired ratios ``other[i] / base[i]``, their ``median`` and its 95 % percentile-bootstrap interval ``ci95``
+    (pairs measured back to back cancel slow drift of the machine, which dominates the noise between runs)."""
     ratios = [b / a for a, b in zip(base, other, strict=True) if a and b]
-    return {"ratios": [round(r, 4) for r in ratios], "median": median(ratios), "ci95": bootstrap_median_ci(ratios)}
+    rng = random.Random(0)
+    meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(n)) if len(ratios) > 1 else []
+    ci = [meds[int(0.025 * n)], meds[int(0.975 * n) - 1]] if meds else None
+    return {"ratios": [round(r, 4) for r in ratios], "median": median(ratios), "ci95": ci}
 
 
 def fmt(value: float | None, spec: str = ".3f") -> str:
     """Format a number for a table, ``n/a`` when missing."""
     return "n/a" if value is None else format(value, spec)
-
-
-def ci_text(ci: list[float] | None) -> str:
-    """Return `` (95 % bootstrap interval lo-hi)`` or nothing."""
-    return f" (95 % bootstrap interval {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
 
 
 def table(header: str | list[str], rows: list[list[Any]], align: str = "") -> str:
@@ -174,35 +146,32 @@ def train_args(data: Path, project: Path, name: str, epochs: int, **extra: Any) 
             "plots": False, "project": str(project), "name": name, "exist_ok": True, **extra}  # fmt: skip
 
 
-def recipe_command(path: Path, model: str, args: dict[str, Any], features: dict[str, Any]) -> list[str]:
-    """Write the recipe equal to Ultralytics ``args`` plus ``features``; return its ``yolocustom train`` command."""
+def train_run(work: Path, name: str, model: str, data: Path, epochs: int, features: dict[str, Any] | None,
+              **kw: Any) -> tuple[str, Measured, list[dict[str, float]]]:  # fmt: skip
+    """Train ``model`` once in a fresh subprocess under ``work`` (:func:`train_args`; ``kw``: :func:`run_measured`'s)
+    as plain Ultralytics (``features`` None: :data:`PLAIN`) or as ``yolocustom train`` of the equal recipe with
+    ``features``; raise if it fails. Return its command line, its measurement and its results.csv rows."""
     import yaml
 
-    train = {k: v for k, v in args.items() if k not in {"data", "device"}}
-    recipe = {"model": model, "data": args["data"], "device": args["device"], "train": train, "features": features}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    return [YOLOCUSTOM, "train", str(path)]
-
-
-def train_measured(
-    cmd: list[str], run_folder: Path, log: Path, **kwargs: Any
-) -> tuple[Measured, list[dict[str, float]]]:
-    """Run a training command (see :func:`run_measured`), raise if it fails; return it and its results.csv rows."""
-    measured = run_measured(cmd, log, **kwargs)
-    if measured.returncode != 0:
-        raise RuntimeError(f"{shell_join(cmd)} exited {measured.returncode}; see {log}")
-    return measured, read_results_csv(run_folder / "results.csv")
+    shutil.rmtree(work / "runs" / name, ignore_errors=True)
+    args, recipe = train_args(data, work / "runs", name, epochs), work / f"{name}.yaml"
+    if features is None:
+        cmd = [PYTHON, "-c", PLAIN, json.dumps(args), model]
+    else:
+        train = {k: v for k, v in args.items() if k not in {"data", "device"}}
+        recipe.parent.mkdir(parents=True, exist_ok=True)
+        recipe.write_text(yaml.safe_dump({"model": model, "data": args["data"], "device": args["device"],
+                                          "train": train, "features": features}, sort_keys=False))  # fmt: skip
+        cmd = [YOLOCUSTOM, "train", str(recipe)]
+    measured = run_checked(cmd, work / f"{name}.log", **kw)
+    return shell_join(cmd), measured, read_results_csv(work / "runs" / name / "results.csv")
 
 
 def machine_info() -> dict[str, Any]:
     """Describe the machine and software: CPU, cores, memory, GPU, versions, git commit, load average and date."""
-    probe = (
-        "import importlib.metadata as m, json, torch\n"
-        "v = {p: m.version(p) for p in ('torch', 'ultralytics', 'yolocustom')}\n"
-        "v['gpu'] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'\n"
-        "print(json.dumps(v))"
-    )
+    probe = ("import importlib.metadata as m, json, torch\nv = {p: m.version(p) for p in ('torch', 'ultralytics', "
+             "'yolocustom')}\nv['gpu'] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'\n"
+             "print(json.dumps(v))")  # fmt: skip
     out = subprocess.run([PYTHON, "-c", probe], capture_output=True, text=True, env=bench_env())
     versions = json.loads(out.stdout) if out.returncode == 0 else {}
     git = ["git", "-C", str(REPO)]
@@ -210,18 +179,15 @@ def machine_info() -> dict[str, Any]:
     dirty = subprocess.run([*git, "status", "--porcelain", "--", "yolocustom", "bench/*.py"], capture_output=True)
     cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())  # Linux, like wait4 and /proc
     mem = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
-    info = {"cpu": cpu[1] if cpu else "unknown", "memory_gib": round(int(mem[1]) / 1024**2, 1) if mem else None}
     return {
-        **info,
-        "logical_cores": os.cpu_count(),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        **versions,
+        "cpu": cpu[1] if cpu else "unknown", "memory_gib": round(int(mem[1]) / 1024**2, 1) if mem else None,
+        "logical_cores": os.cpu_count(), "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(), **versions,
         "git": (rev or "unknown") + (" (uncommitted changes)" if dirty.stdout.strip() else ""),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "nice": os.nice(0),  # a benchmark run niced on a shared machine gets only what the others leave
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-    }
+    }  # fmt: skip
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -243,29 +209,20 @@ def work_dir(args: argparse.Namespace, name: str) -> Path:
 
 
 def main(module: ModuleType, argv: list[str] | None = None) -> int:
-    """Run one benchmark module: parse its options, ``run``, write its JSON, and print its section.
-
-    The harness adds to the JSON: ``module``, ``command`` (as typed, relative to the repository), ``machine``
-    (:func:`machine_info` at the start), ``loadavg_at_end`` and ``seconds``.
-    """
+    """Run one benchmark module: parse its options, ``run``, write its JSON (adding ``module``, ``command``,
+    ``machine``, ``loadavg_at_end`` and ``seconds``), and print its section."""
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=(module.__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (not evidence); JSON under bench/out/quick")
-    if hasattr(module, "add_arguments"):
-        module.add_arguments(parser)
+    getattr(module, "add_arguments", lambda parser: None)(parser)
     args = parser.parse_args(argv)
     stem = Path(module.__file__ or "").stem
     machine, start = machine_info(), time.perf_counter()
-    result = {
-        **module.run(args),
-        "module": stem.removeprefix("bench_"),
-        "command": shlex.join(["python", f"bench/{stem}.py", *argv]),
-        "machine": machine,
-        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    name = module.output_name(args) if hasattr(module, "output_name") else module.NAME
-    path = out_dir(args.quick) / f"{name}.json"
+    result = {**module.run(args), "module": stem.removeprefix("bench_"),
+              "command": shlex.join(["python", f"bench/{stem}.py", *argv]), "machine": machine,
+              "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+              "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+    path = out_dir(args.quick) / f"{module.output_name(args) if hasattr(module, 'output_name') else module.NAME}.json"
     write_json(path, result)
     print(module.render(result), f"\nwrote {path.relative_to(REPO)}", sep="\n")
     return 0

@@ -1,9 +1,8 @@
 """compute-weights scaling: ``count_labels`` against building Ultralytics' ``YOLODataset`` on the same label files.
 
-Per size (default 1k, 10k, 100k label files, about 7 boxes each; images are tiny hard-linked JPEGs) every mode of
-:func:`measure` runs ``--repeat`` times, each in a fresh interpreter with its imports untimed; medians are reported and
-the counts of every mode must be identical. The page cache is warm in all runs, which favours neither side. Targets
-at 100k files: under 5 s and >= 20x the cold ``YOLODataset`` scan.
+Per size (1k, 10k, 100k label files, about 7 boxes each; tiny hard-linked JPEGs, page cache warm for all) every mode
+of :func:`measure` runs ``--repeat`` times in a fresh interpreter, imports untimed; medians reported, counts of every
+mode must agree. Targets at 100k files: under 5 s and >= 20x the cold ``YOLODataset`` scan.
 """
 
 from __future__ import annotations
@@ -25,10 +24,11 @@ TITLE = "compute-weights scaling"
 NC = 80
 LINKS_PER_SOURCE = 50_000  # ext4 allows 65,000 hard links per inode
 TARGET_FILES, TARGET_S, TARGET_SPEEDUP = 100_000, 5.0, 20.0  # targets at 100k label files
+COLUMNS = ("files | boxes | ours (s) | ours in-process (s) | YOLODataset cold (s) | speed-up cold | speed-up cold, "
+           "in-process | YOLODataset warm (s) | ours warm (s) | speed-up warm | counts equal")  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Sizes, repeats and the largest size Ultralytics is timed at."""
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode; the median is reported")
     parser.add_argument("--ultralytics-max", type=int, default=100_000, help="skip YOLODataset above this size")
@@ -47,8 +47,7 @@ def generate(root: Path, n_files: int, seed: int = 0) -> int:
             source = root / f"src{i // LINKS_PER_SOURCE}.jpg"
             Image.new("RGB", (16, 16), (120, 30, 200)).save(source, "JPEG")
         os.link(source, img_dir / f"{i:07d}.jpg")
-        k = rng.randint(4, 10)
-        boxes += k
+        boxes += (k := rng.randint(4, 10))
         rows = [f"{rng.randrange(NC)} {rng.random():.6f} {rng.random():.6f} {rng.random() / 2:.6f} "
                 f"{rng.random() / 2:.6f}" for _ in range(k)]  # fmt: skip
         (lb_dir / f"{i:07d}.txt").write_text("\n".join(rows) + "\n")
@@ -56,12 +55,11 @@ def generate(root: Path, n_files: int, seed: int = 0) -> int:
 
 
 def measure(mode: str, root: str) -> dict[str, Any]:
-    """Time one ``mode`` once in this fresh interpreter (via :func:`_common.call_fresh`): seconds, counts, source.
-
-    Modes: ``ours``, ``ours_serial``, ``ours_warm`` (reading Ultralytics' cache), ``yolo`` (building ``YOLODataset``,
-    cold or warm as the cache file dictates).
-    """
-    if mode == "yolo":
+    """Time ``mode`` once in a fresh interpreter: ``ours``, ``ours_serial``, ``ours_warm`` (reading Ultralytics'
+    cache), ``yolo_cold`` or ``yolo_warm`` (building ``YOLODataset`` without or with its label cache)."""
+    if mode == "yolo_cold":
+        Path(root, "labels", "train.cache").unlink(missing_ok=True)
+    if mode.startswith("yolo"):
         os.environ.setdefault("YOLO_VERBOSE", "False")
         import numpy as np
         from ultralytics.data import YOLODataset
@@ -92,35 +90,27 @@ def bench_size(root: Path, n_files: int, repeat: int, ultralytics_max: int) -> d
 
     boxes = generate(root, n_files)
     os.sync()  # write the new files back now, not during the first timed runs
-    names = [f"class{i}" for i in range(NC)]
     (root / "data.yaml").write_text(yaml.safe_dump({"path": str(root), "train": "images/train", "val": "images/train",
-                                                    "names": names}))  # fmt: skip
-    cache = root / "labels" / "train.cache"
+                                                    "names": [f"class{i}" for i in range(NC)]}))  # fmt: skip
 
-    def runs(mode: str, cold: bool = False) -> list[dict[str, Any]]:
-        out = []
-        for _ in range(repeat):
-            if cold:
-                cache.unlink(missing_ok=True)
-            out.append(call_fresh(__file__, "measure", mode, str(root)))
-        return out
+    def runs(mode: str) -> list[dict[str, Any]]:
+        return [call_fresh(__file__, "measure", mode, str(root)) for _ in range(repeat)]
 
     ours, serial = runs("ours"), runs("ours_serial")
     counts = ours[0]["counts"]
     assert all(r["source"] == "scan" and r["counts"] == counts for r in ours + serial), "scan modes disagree"
     assert sum(counts) == boxes, "counted boxes differ from the boxes written"
-    t = {"ours": median([r["seconds"] for r in ours]), "ours_serial": median([r["seconds"] for r in serial])}
-    row: dict[str, Any] = {"files": n_files, "boxes": boxes, "ours_s": t["ours"], "ours_serial_s": t["ours_serial"]}
+    row: dict[str, Any] = {"files": n_files, "boxes": boxes, "ours_s": median([r["seconds"] for r in ours]),
+                           "ours_serial_s": median([r["seconds"] for r in serial])}  # fmt: skip
     if n_files <= ultralytics_max:
-        cold, warm, ours_warm = runs("yolo", cold=True), runs("yolo"), runs("ours_warm")
+        cold, warm, ours_warm = runs("yolo_cold"), runs("yolo_warm"), runs("ours_warm")
         assert all(r["counts"] == counts and r["images"] == ours[0]["images"] for r in cold + warm), "YOLODataset"
         assert all(r["source"] == "cache" and r["counts"] == counts for r in ours_warm), "cache path disagrees"
         for key, rs in (("yolo_cold_s", cold), ("yolo_warm_s", warm), ("ours_warm_s", ours_warm)):
             row[key] = median([r["seconds"] for r in rs])
-        row.update(
-            speedup_cold=row["yolo_cold_s"] / row["ours_s"], speedup_warm=row["yolo_warm_s"] / row["ours_warm_s"]
-        )
-        row.update(speedup_cold_in_process=row["yolo_cold_s"] / row["ours_serial_s"], counts_equal=True)
+        cold_s = row["yolo_cold_s"]
+        row.update(speedup_cold=cold_s / row["ours_s"], speedup_warm=row["yolo_warm_s"] / row["ours_warm_s"],
+                   speedup_cold_in_process=cold_s / row["ours_serial_s"], counts_equal=True)  # fmt: skip
     shutil.rmtree(root, ignore_errors=True)
     return row
 
@@ -141,8 +131,7 @@ def render(result: dict[str, Any]) -> str:
         [f"{r['files']:,}", f"{r['boxes']:,}", fmt(r["ours_s"]), fmt(r["ours_serial_s"]), fmt(r.get("yolo_cold_s")),
          f"{fmt(r.get('speedup_cold'), '.1f')}x", f"{fmt(r.get('speedup_cold_in_process'), '.1f')}x",
          fmt(r.get("yolo_warm_s")), fmt(r.get("ours_warm_s")), f"{fmt(r.get('speedup_warm'), '.1f')}x",
-         "yes" if r.get("counts_equal") else "n/a"]
-        for r in result["sizes"]
+         "yes" if r.get("counts_equal") else "n/a"] for r in result["sizes"]
     ]  # fmt: skip
     big, t = max(result["sizes"], key=lambda r: r["files"]), result["targets"]
     text = (
@@ -150,38 +139,25 @@ def render(result: dict[str, Any]) -> str:
         "and by building Ultralytics' `YOLODataset`, each timed in a fresh interpreter (imports untimed); median of "
         f"{result['repeat']} runs each; counts compared for equality. *cold* = no `labels/*.cache` (Ultralytics also "
         "opens every image), *warm* = both read the cache Ultralytics wrote.\n\n"
-        + table(
-            "files | boxes | ours (s) | ours in-process (s) | YOLODataset cold (s) | speed-up cold | speed-up cold, "
-            "in-process | YOLODataset warm (s) | ours warm (s) | speed-up warm | counts equal",
-            rows,
-        )  # fmt: skip
+        + table(COLUMNS, rows)
+        + f"\n\nAt {big['files']:,} files: {big['ours_s']:.2f} s"
     )
-    judged = big["files"] >= t.get("files", 0)  # the targets hold at 100k files only
-    text += f"\n\nAt {big['files']:,} files: {big['ours_s']:.2f} s"
+    judged, speed = big["files"] >= t.get("files", 0), big.get("speedup_cold")  # the targets hold at 100k files only
     if judged:
-        text += f" against the {t['max_s']:g} s target (" + (
-            "**met**)" if big["ours_s"] < t["max_s"] else "**missed**)"
-        )
-    speed = big.get("speedup_cold")
+        text += f" against the {t['max_s']:g} s target ({'**met**' if big['ours_s'] < t['max_s'] else '**missed**'})"
     if speed:
-        short = f"**missed**, {t['min_speedup_cold'] / speed:.2f}x short"
-        verdict = (
-            f" against the {t['min_speedup_cold']:g}x target ("
-            + ("**met**" if speed >= t["min_speedup_cold"] else short)
-            + ")"
-        )
+        met = "**met**" if speed >= t["min_speedup_cold"] else f"**missed**, {t['min_speedup_cold'] / speed:.2f}x short"
+        verdict = f" against the {t['min_speedup_cold']:g}x target ({met})" if judged else ""
         text += (
-            f"; {speed:.1f}x faster than the cold `YOLODataset` scan{verdict if judged else ''}. The images here are "
+            f"; {speed:.1f}x faster than the cold `YOLODataset` scan{verdict}. The images here are "
             "tiny JPEGs, hard-linked and in the page cache: the cheapest case for the half of Ultralytics' scan that "
             "opens and verifies every image, which yolocustom never does; with real images on a real disk the ratio "
             "should grow, an expectation rather than a measurement. Against Ultralytics' warm label cache the ratio "
             f"is {big['speedup_warm']:.1f}x, the comparison that matters for any second run"
         )
     if not judged:
-        text += (
-            f". The targets (< {t['max_s']:g} s, >= {t['min_speedup_cold']:g}x) are set at {t['files']:,} files, "
-            "not measured in this edition (`--sizes`)"
-        )
+        text += (f". The targets (< {t['max_s']:g} s, >= {t['min_speedup_cold']:g}x) are set at {t['files']:,} files, "
+                 "not measured in this edition (`--sizes`)")  # fmt: skip
     return text + "."
 
 

@@ -20,13 +20,9 @@ from _common import PYTHON, REPO, bench_env, main, shell_join, table, work_dir  
 
 NAME = "drills"
 TITLE = "Failure drills"
-FILES = {
-    "test_kill_resume": "Kill and resume (SIGKILL at seeded random points, then `--resume`)",
-    "test_interrupt": "SIGINT (Ctrl-C) and restarts",
-    "test_disk_trouble": "Disk trouble",
-    "test_bad_data": "Bad data",
-    "test_hostile_recipes": "Hostile recipes",
-}
+FILES = {"test_kill_resume": "Kill and resume (SIGKILL at seeded random points, then `--resume`)",
+         "test_interrupt": "SIGINT (Ctrl-C) and restarts", "test_disk_trouble": "Disk trouble",
+         "test_bad_data": "Bad data", "test_hostile_recipes": "Hostile recipes"}  # fmt: skip
 NOTES = """\
 Decisions the drills pin down:
 
@@ -47,8 +43,7 @@ folder below a regular file exercises the same check for every user. The DDP unf
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the drills with a JUnit report; return each test's outcome and the recorded facts."""
-    work = work_dir(args, NAME)
-    work.mkdir(parents=True, exist_ok=True)
+    (work := work_dir(args, NAME)).mkdir(parents=True, exist_ok=True)
     xml, facts = work / "junit.xml", work / "facts.json"
     facts.unlink(missing_ok=True)
     marker = "not drill" if args.quick else "drill or not drill"
@@ -63,12 +58,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 detail = node.get("message", "").split("\n")[0][:160]
         cases.append({"file": case.get("classname", "").split(".")[-1], "name": case.get("name", ""),
                       "outcome": outcome, "detail": detail, "seconds": float(case.get("time", 0))})  # fmt: skip
-    return {
-        "pytest_command": shell_join(cmd),
-        "returncode": returncode,
-        "cases": cases,
-        "facts": json.loads(facts.read_text()) if facts.exists() else [],
-    }
+    return {"pytest_command": shell_join(cmd), "returncode": returncode, "cases": cases,
+            "facts": json.loads(facts.read_text()) if facts.exists() else []}  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -80,15 +71,13 @@ def _cell(value: Any) -> str:
 def render(result: dict[str, Any]) -> str:
     """The section: outcome per test, then the recorded facts, one table per drill, then the notes."""
     cases = result["cases"]
-    count = {
-        k: sum(c["outcome"] in k.split("|") for c in cases) for k in ("passed", "failure|error", "skipped", "xfail")
-    }
+    n = [c["outcome"] for c in cases].count
     rows = [[FILES.get(c["file"], c["file"]), f"`{c['name']}`",
              c["outcome"] + (f": {_cell(c['detail'])}" if c["detail"] and c["outcome"] != "passed" else ""),
              f"{c['seconds']:.1f}"] for c in cases]  # fmt: skip
     text = (
-        f"## {TITLE}\n\nRun with `{result['pytest_command']}`: {len(cases)} tests, {count['passed']} passed, "
-        f"{count['failure|error']} failed, {count['skipped']} skipped, {count['xfail']} expected failures; "
+        f"## {TITLE}\n\nRun with `{result['pytest_command']}`: {len(cases)} tests, {n('passed')} passed, "
+        f"{n('failure') + n('error')} failed, {n('skipped')} skipped, {n('xfail')} expected failures; "
         f"{sum(c['seconds'] for c in cases):.0f} s in all. Tests marked `@pytest.mark.drill` run in `make drills`; "
         "the others also run in `make test`.\n\n" + table("drill | test | outcome | time (s)", rows, "lllr")
     )
@@ -97,9 +86,8 @@ def render(result: dict[str, Any]) -> str:
         groups.setdefault(fact["test"].split("::")[-1].split("[")[0], []).append(fact)
     for test, facts in groups.items():
         keys = list(dict.fromkeys(k for f in facts for k in f if k != "test"))
-        text += f"\n\nMeasured by `{test}`:\n\n" + table(
-            [k.replace("_", " ") for k in keys], [[_cell(f.get(k)) for k in keys] for f in facts], "l" * len(keys)
-        )
+        cells = [[_cell(f.get(k)) for k in keys] for f in facts]
+        text += f"\n\nMeasured by `{test}`:\n\n" + table([k.replace("_", " ") for k in keys], cells, "l" * len(keys))
     return text + "\n\n" + NOTES
 
 

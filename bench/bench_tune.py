@@ -1,10 +1,8 @@
 """``yolocustom tune``: the same 8-trial grid under ASHA and under FIFO, and the fixed cost of a trial.
 
-Arms, each a fresh ``yolocustom`` subprocess timed from spawn to exit: ``plain`` (``yolocustom train`` of the base
-recipe, the reference for fixed costs); ``one-trial`` (``yolocustom tune`` of the same recipe with a one-point grid,
-its own local Ray, FIFO); ``fifo`` and ``asha`` (the same 8-point grid over ``train.lr0`` x ``train.momentum``, metric
-``val/cls_loss``, min, as it moves on this tiny dataset where mAP and F1 stay near 0; 1 CPU per trial). Fixed cost of
-a run = its wall time minus the training loop's own time (results.csv's cumulative ``time`` at the last epoch).
+Fresh ``yolocustom`` subprocesses timed from spawn to exit: ``plain`` (``yolocustom train`` of the base recipe),
+``one-trial`` (``yolocustom tune`` of it with a one-point grid, its own local Ray), ``fifo`` and ``asha`` (the grid
+:data:`SPACE`, metric :data:`METRIC`, min; 1 CPU per trial). Fixed cost = wall time minus the training loop's own.
 """
 
 from __future__ import annotations
@@ -19,17 +17,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    DOCS,
-    YOLOCUSTOM,
-    call_fresh,
-    main,
-    read_results_csv,
-    run_measured,
-    shell_join,
-    table,
-    work_dir,
-)
+from _common import DOCS, YOLOCUSTOM, call_fresh, main, read_results_csv, run_checked, shell_join, table, work_dir  # noqa: E402
 
 NAME = "tune_sweep"
 TITLE = "Sweeps: ASHA against FIFO, and the fixed cost of a trial"
@@ -61,18 +49,16 @@ def loop_seconds(run_folder: Path) -> float:
 def sweep(name: str, recipe: Path, space: Path, work: Path, *extra: str) -> dict[str, Any]:
     """Run one ``yolocustom tune`` and summarise its trials.csv."""
     cmd = [YOLOCUSTOM, "tune", str(recipe), "--space", str(space), "--project", str(work / "tune"), "--name", name]
-    m = run_measured([*cmd, "--metric", METRIC, *extra], work / f"{name}.log", cwd=work)
-    if m.returncode != 0:
-        raise RuntimeError(f"{name} sweep exited {m.returncode}; see {m.log}")
+    m = run_checked([*cmd, "--metric", METRIC, *extra], work / f"{name}.log", cwd=work)
     with open(work / "tune" / name / "trials.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    params = [k for k in rows[0] if k.startswith(("train.", "features."))]
     loop = round(sum(loop_seconds(Path(r["run_folder"])) for r in rows), 2)
     return {
         "command": shell_join([*cmd, "--metric", METRIC, *extra]), "wall_s": round(m.wall_s, 2), "trials": len(rows),
         "epochs_spent": sum(int(r["epochs"]) for r in rows), "training_loop_s": loop,
         "stopped_early": sum(r["status"] == "stopped early" for r in rows),
-        "best_config": {p: float(rows[0][p]) for p in params}, "best_metric": float(rows[0][f"best {METRIC}"]),
+        "best_config": {p: float(v) for p, v in rows[0].items() if p.startswith(("train.", "features."))},
+        "best_metric": float(rows[0][f"best {METRIC}"]),
     }  # fmt: skip
 
 
@@ -97,9 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     except RuntimeError as e:  # Ray's start-up can time out on an overloaded machine; the sweeps may still run
         print(e, file=sys.stderr)
         ray = None
-    plain = run_measured([YOLOCUSTOM, "train", str(recipe)], work / "plain.log", cwd=work)
-    if plain.returncode != 0:
-        raise RuntimeError(f"plain run exited {plain.returncode}; see {plain.log}")
+    plain = run_checked([YOLOCUSTOM, "train", str(recipe)], work / "plain.log", cwd=work)
     plain_loop = loop_seconds(work / "runs" / "plain")
     one = sweep("one-trial", recipe, work / "one.yaml", work, "--scheduler", "fifo")
     fifo = sweep("fifo", recipe, work / "space.yaml", work, "--scheduler", "fifo")
@@ -113,9 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "plain": {"wall_s": round(plain.wall_s, 2), "training_loop_s": round(plain_loop, 2),
                   "fixed_s": round(plain.wall_s - plain_loop, 2)},
         "one_trial": {**one, "fixed_s": round(one["wall_s"] - one["training_loop_s"], 2)},
-        "fifo": fifo,
-        "asha": asha,
-        "same_best_config": fifo["best_config"] == asha["best_config"],
+        "fifo": fifo, "asha": asha, "same_best_config": fifo["best_config"] == asha["best_config"],
     }  # fmt: skip
 
 
@@ -125,8 +107,13 @@ def render(result: dict[str, Any]) -> str:
     rows = [[name, f"{a['wall_s']:.1f}", a["epochs_spent"], a["stopped_early"],
              ", ".join(f"{k}={v:g}" for k, v in a["best_config"].items()), f"{a['best_metric']:.4f}"]
             for name, a in (("FIFO", fifo), ("ASHA", asha))]  # fmt: skip
-    saved = 1 - asha["epochs_spent"] / fifo["epochs_spent"]
-    extra = one["fixed_s"] - p["fixed_s"]
+    columns = ["scheduler", "wall (s)", "epochs spent", "trials stopped early", "best config", f"best {d['metric']}"]
+    fixed = [[label, x["wall_s"], x["training_loop_s"], x["fixed_s"]] for label, x in
+             (("`yolocustom train` (plain)", p), ("`yolocustom tune`, one trial (own local Ray)", one))]  # fmt: skip
+    ray = (f" For scale, Ray's start-up timed alone in a fresh process: `import ray` {r['import_s']:.1f} s, `ray.init` "
+           f"{r['init_s']:.1f} s, `ray.shutdown` {r['shutdown_s']:.1f} s (a separate measurement, not to be subtracted "
+           "from the difference above)." if r else "")  # fmt: skip
+    saved, extra = 1 - asha["epochs_spent"] / fifo["epochs_spent"], one["fixed_s"] - p["fixed_s"]
     return (
         f"## {TITLE}\n\nThe same 8-trial grid under each scheduler: yolo26n from scratch on {d['n_train']}/"
         f"{d['n_val']} generated shapes images at {d['img_size']} px, {d['epochs']} epochs per trial, SGD, batch "
@@ -137,32 +124,16 @@ def render(result: dict[str, Any]) -> str:
         "so it cannot rank them, and a box loss can reward a diverged trial (a model that predicts no boxes has no "
         "box loss): a first run of this benchmark with `val/box_loss` ranked a diverged trial first. `val/cls_loss` "
         "exposes the divergence instead.\n\n"
-        + table(
-            ["scheduler", "wall (s)", "epochs spent", "trials stopped early", "best config", f"best {d['metric']}"],
-            rows,
-            "lrrrlr",
-        )  # fmt: skip
+        + table(columns, rows, "lrrrlr")
         + f"\n\nASHA spent {asha['epochs_spent']} epochs against FIFO's {fifo['epochs_spent']} ({saved:.0%} fewer) and "
         + ("found **the same** best configuration." if result["same_best_config"] else "found **a different** best.")
         + f"\n\n![ASHA sweep: {d['metric']} per epoch, every trial (the sweep's own metric_per_epoch.png)]({PLOT})\n\n"
         "Fixed cost (wall time minus the training loop's own seconds from results.csv):\n\n"
-        + table(
-            "run | wall (s) | training loop (s) | fixed cost (s)",
-            [
-                ["`yolocustom train` (plain)", p["wall_s"], p["training_loop_s"], p["fixed_s"]],
-                ["`yolocustom tune`, one trial (own local Ray)", one["wall_s"], one["training_loop_s"], one["fixed_s"]],
-            ],
-        )  # fmt: skip
+        + table("run | wall (s) | training loop (s) | fixed cost (s)", fixed)
         + f"\n\nSo a one-trial sweep costs {extra:.1f} s more than a plain run: Ray's start-up, the trial's launch (a "
         "Ray worker process that imports torch and Ultralytics again, the Tune controller, the per-epoch checkpoint "
         "copy) and the result collection (trials.csv, best.yaml, the plot)."
-        + (
-            f" For scale, Ray's start-up timed alone in a fresh process: `import ray` {r['import_s']:.1f} s, "
-            f"`ray.init` {r['init_s']:.1f} s, `ray.shutdown` {r['shutdown_s']:.1f} s (a separate "
-            "measurement, not to be subtracted from the difference above)."
-            if r
-            else ""
-        )
+        + ray
         + " In a sweep Ray starts once; the trial launch is paid by every trial."
     )
 

@@ -1,8 +1,7 @@
 """Run the benchmarks, then write docs/BENCHMARKS.md from their JSON (``make bench``).
 
-Every ``bench/bench_<name>.py`` is a benchmark (contract in ``bench/_common.py``). This script only discovers them,
-runs the selected ones, each in its own subprocess (``python bench/bench_<name>.py``, which writes
-``bench/out/<NAME>.json``), and renders the document from every JSON in ``bench/out``, sections in :data:`ORDER`.
+Runs each selected ``bench/bench_<name>.py`` (contract in ``bench/_common.py``) in its own subprocess, then renders
+the document from every JSON in ``bench/out``, sections in :data:`ORDER`.
 
 Usage::
 
@@ -40,31 +39,21 @@ same benchmark, in the same session, on the same machine.
 """
 
 
-def discover() -> dict[str, ModuleType]:
-    """Import every ``bench/bench_*.py``; return them by module name (``bench_tune.py`` -> ``tune``), in order."""
-    names = sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py"))
-    names.sort(key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
-    return {n: importlib.import_module(f"bench_{n}") for n in names}
-
-
 def provenance(result: dict) -> str:
     """The line naming the command, machine and load a result was measured with (added by the harness)."""
-    m = result.get("machine")
-    if not isinstance(m, dict):  # a result written without the harness: its render says where it came from
+    if not isinstance(m := result.get("machine"), dict):  # written without the harness: its render says where from
         return ""
     return (
         f"*Measured by `{result.get('command', '?')}` on {m.get('date_utc', '?')} UTC in {result.get('seconds', '?')} "
         f"s: {m.get('cpu', '?')}, {m.get('logical_cores', '?')} cores, GPU {m.get('gpu', '?')}; torch "
         f"{m.get('torch', '?')}, ultralytics {m.get('ultralytics', '?')}, git {m.get('git', '?')}; load average "
         f"{m.get('loadavg_at_start', '?')} at start, {result.get('loadavg_at_end', '?')} at end"
-        + (f"; run under `nice -n {m['nice']}`" if m.get("nice") else "")
-        + ".*"
+        + (f"; run under `nice -n {m['nice']}`.*" if m.get("nice") else ".*")
     )
 
 
-def render_doc(modules: dict[str, ModuleType], quick: bool) -> Path:
-    """Write docs/BENCHMARKS.md (``quick``: bench/out/quick/BENCHMARKS.md) from the JSON results, through each
-    module's ``render``, in :data:`ORDER`; a module without a result gets a line saying how to run it."""
+def render_doc(modules: dict[str, ModuleType], quick: bool) -> None:
+    """Write docs/BENCHMARKS.md (or bench/out/quick/BENCHMARKS.md) through each module's ``render``, in order."""
     by_file = {m.NAME: n for n, m in modules.items()}  # a result written without the harness's ``module`` key
     results: dict[str, list[dict]] = {}
     for path in sorted(out_dir(quick).glob("*.json")):
@@ -82,7 +71,6 @@ def render_doc(modules: dict[str, ModuleType], quick: bool) -> Path:
     doc = out_dir(quick) / "BENCHMARKS.md" if quick else DOCS / "BENCHMARKS.md"
     doc.write_text("\n".join(parts))
     print(f"wrote {doc.relative_to(REPO)}")
-    return doc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run; JSON and document under bench/out/quick")
     parser.add_argument("--render-only", action="store_true", help="only rebuild the document from bench/out")
     args = parser.parse_args(argv)
-    modules = discover()
+    names = sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py"))
+    names.sort(key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+    modules = {n: importlib.import_module(f"bench_{n}") for n in names}  # bench_tune.py -> tune, in ORDER
     aliases = {**{m.NAME: n for n, m in modules.items()}, **{n: n for n in modules}}
-    unknown = [n for n in args.names if n not in aliases]
-    if unknown:
+    if unknown := [n for n in args.names if n not in aliases]:
         parser.error(f"unknown benchmark {', '.join(unknown)}; expected one of {', '.join(modules)}")
     failed = []
     for name in [] if args.render_only else [aliases[n] for n in args.names] or list(modules):
