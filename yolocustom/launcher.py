@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -278,6 +279,29 @@ def broadcast_tensor(tensor: Any) -> Any:
 
         dist.broadcast(tensor, src=0)
     return tensor
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Run a standalone Ultralytics validation on this rank only, as a single process would.
+
+    Ultralytics' validators read ``RANK``/``LOCAL_RANK`` once at import: a validation started outside training on rank
+    0 of a group would wait at a barrier and gather stats from ranks that are not validating. Within this block both
+    read -1 in the validator modules (restored after), so the validation neither waits for nor merges other ranks.
+    """
+    import importlib
+
+    modules = [
+        importlib.import_module(m) for m in ("ultralytics.engine.validator", "ultralytics.models.yolo.detect.val")
+    ]
+    saved = [(m, name, getattr(m, name)) for m in modules for name in ("RANK", "LOCAL_RANK")]
+    for m, name, _ in saved:
+        setattr(m, name, -1)
+    try:
+        yield
+    finally:
+        for m, name, value in saved:
+            setattr(m, name, value)
 
 
 def interrupted_by_peer(error: BaseException) -> bool:

@@ -88,7 +88,10 @@ class ThresholdsMixin(TrainerBase):
         args.rect, args.plots, args.save_json = False, False, False
         validator_cls: type = type(validator)
         same_as_predict = predict_like_validator(validator_cls)(save_dir=Path(validator.save_dir), args=args)
-        same_as_predict(model=str(self.best))
+        from yolocustom.launcher import alone
+
+        with alone():  # under a launcher only rank 0 gets here: it validates the whole val set by itself
+            same_as_predict(model=str(self.best))
         validator = same_as_predict
         self.yc_threshold_metrics = validator.metrics
         stats = getattr(validator.metrics, "yc_stats", None)
