@@ -71,6 +71,56 @@ def shapes_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+# Every feature on, on the imbalanced shapes set; the fitness is one class's recall (crack, the rare class, id 3), with
+# patience 3 so EarlyStopping acts on it. One run serves test_train_f1_fitness.py and test_train_per_class_fitness.py.
+SHAPES_ALL_FEATURES = {
+    "f1_logging": {"per_class": True},
+    "class_weights": {"auto": "effective_number", "beta": 0.99, "max_weight": 4.0},
+    "fitness": {"metric": "recall", "classes": ["crack"]},
+    "freeze": {"layers": "backbone", "epochs": 2},
+    "layer_lr": {"backbone_ratio": 0.5},
+}
+SHAPES_ALL_FEATURES_EPOCHS = 12
+
+
+@pytest.fixture(scope="session")
+def shapes_all_features_run(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) -> dict[str, Any]:
+    """One real run on the shapes data with every feature on (``SHAPES_ALL_FEATURES``), observed epoch by epoch:
+    ``val`` (the validator's per-class P/R/F1, the metrics, fitness and best fitness per epoch), ``lr`` (every
+    group's LR at each epoch end) and ``frozen`` (frozen parameters of layer 0 per epoch)."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    folder = tmp_path_factory.mktemp("all_features")
+    seen: dict[str, Any] = {"val": [], "lr": [], "frozen": []}
+
+    def fit_epoch_end(trainer: Any) -> None:
+        if trainer.epoch + 1 > trainer.epochs or len(seen["val"]) >= trainer.epoch + 1:
+            return  # final_eval of best.pt re-fires this event (after the last epoch, or after an early stop)
+        det = trainer.validator.metrics
+        seen["val"].append(
+            dict(
+                p=det.box.p.copy(),
+                r=det.box.r.copy(),
+                f1=det.box.f1.copy(),
+                cls=list(det.ap_class_index),
+                metrics=dict(trainer.metrics),
+                fitness=trainer.fitness,
+                best=trainer.best_fitness,
+            )
+        )
+
+    def epoch_end(trainer: Any) -> None:
+        groups = trainer.optimizer.param_groups
+        seen["lr"].append([g["lr"] for g in groups])
+        model = unwrap_model(trainer.model)
+        seen["frozen"].append(sum(not p.requires_grad for n, p in model.named_parameters() if n.startswith("model.0.")))
+
+    train = {"epochs": SHAPES_ALL_FEATURES_EPOCHS, "imgsz": 64, "batch": 16, "nbs": 16, "patience": 3}
+    recipe = write_recipe(folder, shapes_yaml, SHAPES_ALL_FEATURES, **train)
+    trainer = run_recipe(recipe, {"on_fit_epoch_end": fit_epoch_end, "on_train_epoch_end": epoch_end})
+    return {"trainer": trainer, "seen": seen, "dir": Path(trainer.save_dir)}
+
+
 def write_recipe(folder: Path, data: Path, features: dict[str, Any] | None = None, **train: Any) -> Path:
     """Write a recipe YAML for a tiny CPU run into ``folder`` and return its path."""
     recipe = {

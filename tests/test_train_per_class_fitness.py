@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_csv, run_recipe, write_recipe
+from conftest import SHAPES_ALL_FEATURES, SHAPES_ALL_FEATURES_EPOCHS, read_csv, write_recipe
 from ultralytics.utils.patches import torch_load
 
 from yolocustom.errors import UserError
@@ -14,19 +14,16 @@ from yolocustom.features.fitness import PER_CLASS_COLUMNS, TIE_BREAK
 
 
 @pytest.fixture(scope="module")
-def crack_recall_run(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) -> dict[str, Any]:
-    """Shapes data (crack is the rare class, id 3); best.pt by crack's recall; patience 3 over at most 9 epochs."""
-    folder = tmp_path_factory.mktemp("crack")
-    seen: list[tuple[float, float]] = []
-
-    def fit_epoch_end(trainer: Any) -> None:
-        if trainer.epoch + 1 <= trainer.epochs and len(seen) < trainer.epoch + 1:  # final_eval re-fires the event
-            seen.append((trainer.fitness, trainer.best_fitness))
-
-    features = {"fitness": {"metric": "recall", "classes": ["crack"]}}
-    recipe = write_recipe(folder, shapes_yaml, features, epochs=9, imgsz=64, batch=16, nbs=16, patience=3)
-    trainer = run_recipe(recipe, {"on_fit_epoch_end": fit_epoch_end})
-    return {"trainer": trainer, "seen": seen, "dir": Path(trainer.save_dir)}
+def crack_recall_run(shapes_all_features_run: dict[str, Any]) -> dict[str, Any]:
+    """Shapes data (crack is the rare class, id 3); best.pt by crack's recall; patience 3 over at most 12 epochs: the
+    session's all-features run (conftest), whose fitness is exactly that. ``seen``: (fitness, best) per epoch."""
+    run = shapes_all_features_run
+    assert run["trainer"].args.patience == 3 and SHAPES_ALL_FEATURES["fitness"] == {
+        "metric": "recall",
+        "classes": ["crack"],
+    }
+    seen = [(v["fitness"], v["best"]) for v in run["seen"]["val"]]
+    return {"trainer": run["trainer"], "seen": seen, "dir": run["dir"]}
 
 
 def test_metrics_per_class_csv_is_long_format(crack_recall_run: dict[str, Any]) -> None:
@@ -59,7 +56,9 @@ def test_best_pt_and_early_stopping_follow_the_class_recall(crack_recall_run: di
     assert trainer.stopper.best_epoch == best_epoch  # EarlyStopping saw the same fitness
     assert trainer.stopper.best_fitness == pytest.approx(top, abs=2e-6)
     last = len(seen)
-    assert last == 9 or last == best_epoch + trainer.stopper.patience  # stopped by patience on crack's recall
+    assert (
+        last == SHAPES_ALL_FEATURES_EPOCHS or last == best_epoch + trainer.stopper.patience
+    )  # patience on crack's recall
 
 
 def test_unknown_class_name_fails_before_training_with_a_suggestion(tmp_path: Path, coco8_yaml: Path) -> None:
