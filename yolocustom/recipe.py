@@ -103,6 +103,19 @@ class F1Logging(_Feature):
     per_class: bool = Field(True, description="Also print a per-class F1 table each epoch and write f1_per_class.csv.")
 
 
+def _class_keys(value: Any, entry: str) -> Any:
+    """Check a mapping keyed by class ids or names (``class_weights.weights``, ``thresholds.classes``)."""
+    if isinstance(value, dict):
+        if not value:
+            raise ValueError(f"expected at least one '{entry}' entry, found {{}}")
+        for key in value:
+            if isinstance(key, bool) or not isinstance(key, int | str):
+                raise ValueError(f"expected class ids (integers >= 0) or class names as keys, found {key!r}")
+            if isinstance(key, int) and key < 0:
+                raise ValueError(f"expected class ids >= 0, found {key}")
+    return value
+
+
 class ClassWeightsFeature(_Feature):
     """Scale each class's classification loss: its positive BCE terms (``pos_weight``) or its whole BCE term."""
 
@@ -137,15 +150,7 @@ class ClassWeightsFeature(_Feature):
     @field_validator("weights", mode="before")
     @classmethod
     def _weight_keys(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            if not value:
-                raise ValueError("expected at least one 'class: weight' entry, found {}")
-            for key in value:
-                if isinstance(key, bool) or not isinstance(key, int | str):
-                    raise ValueError(f"expected class ids (integers >= 0) or class names as keys, found {key!r}")
-                if isinstance(key, int) and key < 0:
-                    raise ValueError(f"expected class ids >= 0, found {key}")
-        return value
+        return _class_keys(value, "class: weight")
 
     @model_validator(mode="after")
     def _one_source(self) -> ClassWeightsFeature:
@@ -390,14 +395,8 @@ class ThresholdsFeature(_Feature):
 
     @field_validator("classes", mode="before")
     @classmethod
-    def _class_keys(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            if not value:
-                raise ValueError("expected at least one 'class: {min_recall: x}' entry, found {}")
-            for key in value:
-                if isinstance(key, bool) or not isinstance(key, int | str) or (isinstance(key, int) and key < 0):
-                    raise ValueError(f"expected class ids (integers >= 0) or class names as keys, found {key!r}")
-        return value
+    def _rule_keys(cls, value: Any) -> Any:
+        return _class_keys(value, "class: {min_recall: x}")
 
 
 class Features(_Strict):
