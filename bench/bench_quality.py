@@ -114,13 +114,16 @@ def image_classes(data: dict[str, Any], split: str) -> list[list[int]]:
     ]
 
 
-def instances(data: dict[str, Any], split: str) -> dict[str, int]:
-    """Instances per class name in one split."""
-    counts = dict.fromkeys(data["names"].values(), 0)
-    for classes in image_classes(data, split):
-        for c in classes:
-            counts[data["names"][c]] += 1
-    return counts
+def instances(data: Path) -> dict[str, dict[str, int]]:
+    """Instances per class name in each split, counted by yolocustom as Ultralytics' dataset loads them."""
+    from yolocustom.datasets import resolve_dataset, split_image_paths
+    from yolocustom.label_counts import count_labels
+
+    spec = resolve_dataset(data)
+    return {
+        split: dict(zip(spec.names.values(), count_labels(split_image_paths(spec, split), spec.nc, workers=0).counts))
+        for split in ("train", "val", "test")
+    }
 
 
 def sampled_images(data: dict[str, Any]) -> dict[str, float]:
@@ -297,7 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg["jobs"] = args.jobs or cfg["jobs"]
     root = args.root or work_dir(args, f"{NAME}_{budget}")
     data, spec = dataset(args.data, root / "data.yaml")
-    counts = {split: instances(spec, split) for split in ("train", "val", "test")}
+    counts = instances(data)
     rare = sorted(counts["train"], key=counts["train"].__getitem__)[:3]
     cfg.update(
         root=root,
