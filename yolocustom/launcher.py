@@ -5,7 +5,8 @@ A launcher starts one process per device and describes the group in the environm
 ``export_env`` gives SLURM's variables the torchrun names Ultralytics reads at import time (``RANK``, ``LOCAL_RANK``,
 ``WORLD_SIZE``), ``join`` initialises the default process group (gloo for ``device: cpu``, NCCL on
 ``cuda:LOCAL_RANK``), and ``agree`` makes a step that may fail on one rank end every rank with that rank's message
-instead of leaving the others blocked in the next collective.
+instead of leaving the others blocked in the next collective; ``preflight`` does the same before the group exists,
+through the launcher's key-value store.
 
 Nothing here imports torch at module level: the CLI reads the environment before Ultralytics is imported.
 """
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from yolocustom.errors import UserError
 
@@ -176,8 +177,37 @@ def device_index(world: World) -> int:
     )
 
 
+def store(world: World) -> Any:
+    """The launcher's key-value store for this attempt (environment rendezvous at ``MASTER_ADDR:MASTER_PORT``), opened
+    once per process: the pre-flight before the group (``preflight``) and the group itself (``join``) share it.
+
+    Raises:
+        UserError: When the rendezvous cannot be reached.
+    """
+    global _STORE
+    if _STORE is not None:
+        return _STORE
+    import torch.distributed as dist
+
+    os.environ.update(world.torch_env())  # env:// rendezvous reads these (a SLURM group has only SLURM_* names)
+    try:
+        found, _, _ = next(dist.rendezvous("env://", rank=world.rank, world_size=world.size, timeout=timeout()))
+    except (RuntimeError, ValueError, TimeoutError) as e:
+        raise UserError(
+            f"launcher: rank {world.rank} of {world.size} could not reach the rendezvous at {world.master} "
+            f"({type(e).__name__}: {e})"
+        ) from None
+    # the launcher's store outlives a torchrun restart: without a per-attempt prefix, a restarted rank could read a
+    # dead rank's address (or a pre-flight verdict) from the previous attempt's keys
+    _STORE = dist.PrefixStore(f"yolocustom/attempt_{world.restart}", found)
+    return _STORE
+
+
+_STORE: Any = None
+
+
 def join(world: World, device: str | None) -> str:
-    """Initialise the default process group for ``world`` (environment rendezvous); return the backend.
+    """Initialise the default process group for ``world`` on the launcher's store; return the backend.
 
     For NCCL the CUDA device is selected first, so each rank talks from its own GPU.
     """
@@ -187,19 +217,15 @@ def join(world: World, device: str | None) -> str:
     backend = backend_for(device)
     if dist.is_initialized():
         return backend
-    os.environ.update(world.torch_env())  # env:// rendezvous reads these (a SLURM group has only SLURM_* names)
     kwargs: dict[str, Any] = {}
     if backend == "nccl":
         index = device_index(world)
         torch.cuda.set_device(index)
         kwargs["device_id"] = torch.device("cuda", index)
+    shared = store(world)
     try:
-        # the launcher's store outlives a torchrun restart: without a per-attempt prefix, a restarted rank could read
-        # a dead rank's address from the previous attempt's keys and fail to connect
-        store, _, _ = next(dist.rendezvous("env://", rank=world.rank, world_size=world.size, timeout=timeout()))
-        store = dist.PrefixStore(f"yolocustom/attempt_{world.restart}", store)
         dist.init_process_group(
-            backend, store=store, rank=world.rank, world_size=world.size, timeout=timeout(), **kwargs
+            backend, store=shared, rank=world.rank, world_size=world.size, timeout=timeout(), **kwargs
         )
     except (RuntimeError, ValueError, TimeoutError) as e:
         raise UserError(
@@ -207,6 +233,54 @@ def join(world: World, device: str | None) -> str:
             f"({type(e).__name__}: {e})"
         ) from None
     return backend
+
+
+def preflight(world: World, step: Callable[[], T], report: Callable[[str], Any], what: str = "") -> T:
+    """``agree`` for what runs before the process group exists (reading the recipe, whose device picks the backend),
+    through the launcher's store; the group is one process without a launcher.
+
+    Every rank runs ``step`` and posts its verdict. When any rank failed, every rank ``report``s a message (its own,
+    or the first failing rank's, quoted), waits until every rank has reported, and exits 1: a launcher stops the other
+    workers as soon as one exits, so a rank that exited before the others had spoken would silence them.
+
+    Args:
+        world (World): This process's place in the group.
+        step (Callable[[], T]): The work; a ``UserError`` is a user's mistake, anything else a bug (traceback kept).
+        report (Callable[[str], Any]): Prints a message as the command's error.
+        what (str): What the step does, for the other ranks' message.
+    """
+    if not world.distributed:
+        return step()
+    shared = store(world)
+    result: Any = None
+    message: str | None = None
+    try:
+        result = step()
+    except UserError as e:
+        message = str(e)
+        report(message)
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        message = _bug(e)
+    if message is not None and shared.add("preflight/failures", 1) == 1:
+        shared.set("preflight/first", f"{world.rank}\n{message}")
+    _store_barrier(shared, "preflight/verdicts", world.size)
+    if shared.add("preflight/failures", 0) == 0:
+        return result
+    if message is None:
+        rank, _, text = shared.get("preflight/first").decode().partition("\n")
+        report(_stopped_by(int(rank), text, what))
+    _store_barrier(shared, "preflight/reported", world.size)
+    flush_and_exit(1)
+
+
+def _store_barrier(shared: Any, key: str, size: int) -> None:
+    """Wait until ``size`` processes have arrived at ``key`` (the last to arrive opens it), within ``timeout()``."""
+    if shared.add(f"{key}/arrived", 1) == size:
+        shared.set(f"{key}/open", "1")
+    shared.wait([f"{key}/open"], timeout())
 
 
 def leave() -> None:
@@ -252,9 +326,12 @@ def agree(step: Callable[[], T], what: str = "") -> T:
     if error is not None:
         raise error
     if failed:
-        rank, text = failed[0]
-        raise UserError(f"rank {rank} stopped the run{f' ({what})' if what else ''}: {text}")
+        raise UserError(_stopped_by(*failed[0], what))
     return result
+
+
+def _stopped_by(rank: int, text: str | None, what: str) -> str:
+    return f"rank {rank} stopped the run{f' ({what})' if what else ''}: {text}"
 
 
 def _bug(error: BaseException) -> str:
@@ -317,7 +394,7 @@ def rank_prefix(world: World) -> str:
     return f"rank {world.rank}: " if world.distributed else ""
 
 
-def flush_and_exit(code: int) -> None:
+def flush_and_exit(code: int) -> NoReturn:
     """Exit a rank without Python's interpreter teardown, after flushing output: gloo's background threads sometimes
     abort in C++ destructors at exit ("terminate called without an active exception") after the run has finished,
     turning a clean exit 0 into a crash the launcher reports."""

@@ -43,44 +43,15 @@ def register(app: typer.Typer) -> None:
 
         world = launcher.World.from_env()
         launcher.export_env(world)  # before anything imports Ultralytics, which reads RANK/LOCAL_RANK at import
-        from yolocustom import runplan, training
-        from yolocustom.recipe import load_recipe
+        from yolocustom import runplan
 
-        auto = resume and AUTO in (str(source), mode)
-        if auto and str(source) == AUTO:
-            source, mode = (Path(mode) if mode else None), None
-        elif mode is not None and not auto:
-            raise fail(f"unexpected argument {mode!r} (did you mean '--resume auto'?)")
-        resume_from: Path | None = None
-        if resume and not auto:
-            if overrides:
-                raise fail("--set cannot change a resumed run; the checkpoint's recipe is used as it was")
-            if source is not None and source.suffix == ".pt":
-                resume_from = source
-            else:
-                search = None
-                if source is not None:
-                    recipe = load_recipe(source)
-                    from yolocustom.tasks import resolve_task
-
-                    task = resolve_task(recipe, training.resolve_model(recipe.model))
-                    search = training.run_folder(recipe, task).parent  # where Ultralytics put the recipe's runs
-                resume_from = training.latest_checkpoint(search)
-            recipe = training.recipe_from_checkpoint(resume_from)
-            state = training.resume_state(resume_from)
-            if state.stage == "complete":
-                # exit 0: the state --resume asks for (a finished run) holds, so a job that re-runs its command
-                # after a preemption or a kill succeeds instead of failing on a run that is already done
-                print(state.complete_message(resume_from))
-                return
-            print(f"Resuming {resume_from} with its recipe (sha256 {recipe.digest()[:12]})")
-        elif source is None:
-            raise fail("give a recipe file, e.g. 'yolocustom train configs/demo.yaml'")
-        else:
-            recipe = load_recipe(source, overrides)
-            if world.writer:
-                print_warnings(recipe_warnings(recipe, source, overrides), str(source))
-
+        # under a launcher every rank reads the recipe, and all of them say why it is wrong before any exits
+        inputs = launcher.preflight(
+            world, lambda: _inputs(source, mode, overrides, resume, world), fail, "reading the recipe"
+        )
+        if inputs is None:
+            return
+        recipe, resume_from, auto = inputs
         if not world.distributed:
             _run(runplan.make_plan(recipe, resume_from, auto, world), dry_run, verbose)
             return
@@ -93,6 +64,50 @@ def register(app: typer.Typer) -> None:
         except typer.Exit as e:
             _finish(world, int(e.exit_code))
             raise
+
+
+def _inputs(
+    source: Path | None, mode: str | None, overrides: list[str], resume: bool, world: Any
+) -> tuple[Any, Path | None, bool] | None:
+    """The recipe to train, the checkpoint to resume (or None) and whether ``--resume auto`` was given; None when the
+    run to resume has already finished (said so)."""
+    from yolocustom import training
+    from yolocustom.recipe import load_recipe
+
+    auto = resume and AUTO in (str(source), mode)
+    if auto and str(source) == AUTO:
+        source, mode = (Path(mode) if mode else None), None
+    elif mode is not None and not auto:
+        raise UserError(f"unexpected argument {mode!r} (did you mean '--resume auto'?)")
+    if resume and not auto:
+        if overrides:
+            raise UserError("--set cannot change a resumed run; the checkpoint's recipe is used as it was")
+        if source is not None and source.suffix == ".pt":
+            resume_from = source
+        else:
+            search = None
+            if source is not None:
+                recipe = load_recipe(source)
+                from yolocustom.tasks import resolve_task
+
+                task = resolve_task(recipe, training.resolve_model(recipe.model))
+                search = training.run_folder(recipe, task).parent  # where Ultralytics put the recipe's runs
+            resume_from = training.latest_checkpoint(search)
+        recipe = training.recipe_from_checkpoint(resume_from)
+        state = training.resume_state(resume_from)
+        if state.stage == "complete":
+            # None (exit 0): the state --resume asks for (a finished run) holds, so a job that re-runs its command
+            # after a preemption or a kill succeeds instead of failing on a run that is already done
+            print(state.complete_message(resume_from))
+            return None
+        print(f"Resuming {resume_from} with its recipe (sha256 {recipe.digest()[:12]})")
+        return recipe, resume_from, auto
+    if source is None:
+        raise UserError("give a recipe file, e.g. 'yolocustom train configs/demo.yaml'")
+    recipe = load_recipe(source, overrides)
+    if world.writer:
+        print_warnings(recipe_warnings(recipe, source, overrides), str(source))
+    return recipe, None, auto
 
 
 def _run(plan: Any, dry_run: bool, verbose: bool) -> None:
