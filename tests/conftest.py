@@ -71,14 +71,21 @@ def shapes_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+# Per-class threshold rules of the shared run (test_thresholds.py). After 12 epochs crack is found at high confidence
+# (recall 0.94 up to conf 0.5), so the min_recall rule is on stain: recall 0.95 at conf 0.01, 0.90 at 0.1, 0.86 at 0.25,
+# so 0.88 is reachable and its threshold falls well under Ultralytics' default 0.25.
+THRESHOLD_RULES = {"stain": {"min_recall": 0.88}, "scratch": {"min_precision": 0.9}}
+
 # Every feature on, on the imbalanced shapes set; the fitness is one class's recall (crack, the rare class, id 3), with
-# patience 3 so EarlyStopping acts on it. One run serves test_train_f1_fitness.py and test_train_per_class_fitness.py.
+# patience 3 so EarlyStopping acts on it. One run serves test_train_f1_fitness.py, test_train_per_class_fitness.py and
+# test_thresholds.py.
 SHAPES_ALL_FEATURES = {
     "f1_logging": {"per_class": True},
     "class_weights": {"auto": "effective_number", "beta": 0.99, "max_weight": 4.0},
     "fitness": {"metric": "recall", "classes": ["crack"]},
     "freeze": {"layers": "backbone", "epochs": 2},
     "layer_lr": {"backbone_ratio": 0.5},
+    "thresholds": {"classes": THRESHOLD_RULES},
 }
 SHAPES_ALL_FEATURES_EPOCHS = 12
 

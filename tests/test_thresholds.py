@@ -1,6 +1,6 @@
-"""Per-class thresholds through real training on the imbalanced shapes data (crack is rare): chosen on best.pt's
-validation, then honoured by ``yolocustom predict`` (outputs recounted against the label files), ``val`` and an ONNX
-export. One 6-epoch run serves every test here (after 4, three of them warmup, the model finds nothing yet);
+"""Per-class thresholds through real training on the imbalanced shapes data: chosen on best.pt's validation, then
+honoured by ``yolocustom predict`` (outputs recounted against the label files), ``val`` and an ONNX export. The
+session's all-features run (conftest ``shapes_all_features_run``, rules ``THRESHOLD_RULES``) serves every test here;
 segment/pose/obb are covered in test_train_tasks.py."""
 
 from __future__ import annotations
@@ -11,22 +11,23 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import run_recipe, write_recipe
+from conftest import THRESHOLD_RULES, write_recipe
 from typer.testing import CliRunner
 
 from yolocustom import cli
 from yolocustom.thresholds import SMOOTH, THRESHOLDS_FILE, attach, model_thresholds
 
 APP = cli.app
-MIN_RECALL = 0.5  # crack's rule; scratch gets a precision rule, the others their F1 optimum
-RULES = {"crack": {"min_recall": MIN_RECALL}, "scratch": {"min_precision": 0.9}}
+MIN_RECALL = THRESHOLD_RULES["stain"]["min_recall"]  # scratch gets a precision rule, dent and crack their F1 optimum
+STAIN = 2
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) -> dict[str, Any]:
+def run(
+    tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path, shapes_all_features_run: dict[str, Any]
+) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("thresholds")
-    recipe = write_recipe(folder, shapes_yaml, {"thresholds": {"classes": RULES}}, epochs=6, imgsz=64, batch=16, nbs=16)
-    trainer = run_recipe(recipe)
+    trainer = shapes_all_features_run["trainer"]
     root = shapes_yaml.parent
     data = yaml.safe_load((Path(trainer.save_dir) / THRESHOLDS_FILE).read_text())
     return {
@@ -117,23 +118,23 @@ def test_thresholds_agree_with_the_validator_curves(run: dict[str, Any]) -> None
 
 
 def test_min_recall_holds_in_predict_output(run: dict[str, Any]) -> None:
-    """``yolocustom predict ... save_txt=True save_conf=True``: crack's recall, recounted against the label files,
-    reaches its min_recall; no box is below its class's threshold; crack keeps boxes under 0.25 (its threshold is
+    """``yolocustom predict ... save_txt=True save_conf=True``: stain's recall, recounted against the label files,
+    reaches its min_recall; no box is below its class's threshold; stain keeps boxes under 0.25 (its threshold is
     lower), and the filter did remove boxes that NMS at the lowest threshold let through."""
     from ultralytics import YOLO
 
     data = _by_id(run["data"])
-    crack = data[3]
-    assert crack["name"] == "crack" and crack["rule"] == f"min_recall {MIN_RECALL}" and crack["met"] is True
-    assert crack["threshold"] < 0.25
+    stain = data[STAIN]
+    assert stain["name"] == "stain" and stain["rule"] == f"min_recall {MIN_RECALL}" and stain["met"] is True
+    assert stain["threshold"] < 0.25
     preds = _predict_cli(run, run["best"], "pt")
-    hits, total = _recount(preds, run["labels"], 3)
-    assert total == crack["instances"] and hits / total >= MIN_RECALL
-    assert hits == total - crack["misses"]  # the table's count is what predict delivers
+    hits, total = _recount(preds, run["labels"], STAIN)
+    assert total == stain["instances"] and hits / total >= MIN_RECALL
+    assert hits == total - stain["misses"]  # the table's count is what predict delivers
     rows = np.concatenate(list(preds.values()))
     limits = np.array([data[int(c)]["threshold"] for c in rows[:, 0]])
     assert np.all(rows[:, 5] >= limits * (1 - 1e-5))  # save_conf writes 6 significant digits
-    assert np.any((rows[:, 0] == 3) & (rows[:, 5] < 0.25))
+    assert np.any((rows[:, 0] == STAIN) & (rows[:, 5] < 0.25))
 
     lowest = min(e["threshold"] for e in data.values())
     plain = YOLO(str(run["best"])).predict(str(run["images"]), conf=lowest, save=False, verbose=False)
@@ -153,12 +154,12 @@ def test_val_table_at_deployed_thresholds(run: dict[str, Any]) -> None:
     )
     assert result.exit_code == 0, result.output
     table = result.output.split("At the deployed thresholds", 1)[1].splitlines()
-    row = next(line.split() for line in table if line.split()[:1] == ["crack"])
-    crack = run["data"]["classes"]["crack"]
+    row = next(line.split() for line in table if line.split()[:1] == ["stain"])
+    stain = run["data"]["classes"]["stain"]
     instances, threshold, recall, misses = int(row[1]), float(row[2]), float(row[4]), int(row[7])
-    assert (instances, misses) == (crack["instances"], crack["misses"])
-    assert threshold == pytest.approx(crack["threshold"], abs=5e-4) and recall == pytest.approx(
-        crack["recall"], abs=5e-4
+    assert (instances, misses) == (stain["instances"], stain["misses"])
+    assert threshold == pytest.approx(stain["threshold"], abs=5e-4) and recall == pytest.approx(
+        stain["recall"], abs=5e-4
     )
 
 
@@ -178,8 +179,8 @@ def test_onnx_export_keeps_and_applies_the_thresholds(run: dict[str, Any]) -> No
     rows = np.concatenate(list(preds.values()))
     data = _by_id(run["data"])
     assert np.all(rows[:, 5] >= np.array([data[int(c)]["threshold"] for c in rows[:, 0]]) * (1 - 1e-5))
-    assert np.any((rows[:, 0] == 3) & (rows[:, 5] < 0.25))
-    hits, total = _recount(preds, run["labels"], 3)
+    assert np.any((rows[:, 0] == STAIN) & (rows[:, 5] < 0.25))
+    hits, total = _recount(preds, run["labels"], STAIN)
     assert hits / total >= MIN_RECALL
 
 
@@ -187,9 +188,11 @@ def test_dry_run_names_each_class_rule(tmp_path: Path, shapes_yaml: Path) -> Non
     from yolocustom.recipe import load_recipe
     from yolocustom.training import dry_run
 
-    text = dry_run(load_recipe(write_recipe(tmp_path, shapes_yaml, {"thresholds": {"classes": RULES}}, epochs=1)))
+    text = dry_run(
+        load_recipe(write_recipe(tmp_path, shapes_yaml, {"thresholds": {"classes": THRESHOLD_RULES}}, epochs=1))
+    )
     section = text.split("Per-class confidence thresholds", 1)[1]
-    assert "crack (3): min_recall 0.5: the highest threshold keeping that recall" in section
+    assert f"stain (2): min_recall {MIN_RECALL}: the highest threshold keeping that recall" in section
     assert "scratch (0): min_precision 0.9" in section and "dent (1): F1 optimum" in section
 
 
