@@ -1,7 +1,8 @@
 """One rank of the DDP unfreeze check; launched by tests/test_ddp_unfreeze.py through ``torch.distributed.run``.
 
-Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_unfreeze_worker.py {rewrap|naive}``.
-Rank 0 prints one JSON line: whether the unfrozen layer's gradients are identical (all-reduced) on both ranks.
+Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_unfreeze_worker.py``. Both ways of
+unfreezing run in the one group (one launch: most of its cost is starting the interpreters). Rank 0 prints one JSON
+line: per way, whether the unfrozen layer's gradients are identical (all-reduced) on both ranks.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class _Trainer(FreezeMixin):
         self.epoch = 1
 
 
-def main(mode: str) -> None:
-    dist.init_process_group("gloo")
+def check(mode: str) -> dict[str, object]:
+    """Unfreeze layer 0 of a DDP-wrapped model ``mode``'s way, backpropagate rank-specific data, compare gradients."""
     rank = dist.get_rank()
     net = Net()
     for p in net.model[0].parameters():
@@ -58,19 +59,24 @@ def main(mode: str) -> None:
     grad = net.model[0].weight.grad.clone()
     grads = [torch.zeros_like(grad) for _ in range(2)]
     dist.all_gather(grads, grad)
-    if rank == 0:
-        result = {
-            "synced": torch.equal(grads[0], grads[1]),
-            "names": trainer.freeze_layer_names,
-            "wrapper": type(trainer.model).__name__,
-        }
+    return {
+        "synced": torch.equal(grads[0], grads[1]),
+        "names": trainer.freeze_layer_names,
+        "wrapper": type(trainer.model).__name__,
+    }
+
+
+def main() -> None:
+    dist.init_process_group("gloo")
+    result = {mode: check(mode) for mode in ("rewrap", "naive")}
+    if dist.get_rank() == 0:
         print("RESULT " + json.dumps(result), flush=True)
     dist.barrier()  # both ranks are done with every collective
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()
     sys.stdout.flush()
     # Skip interpreter teardown: under load, gloo's background threads sometimes abort in C++ destructors at exit
     # ("terminate called without an active exception", about 1 run in 20 here), after the check has finished.

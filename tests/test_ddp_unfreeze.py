@@ -13,8 +13,8 @@ WORKER = Path(__file__).with_name("ddp_unfreeze_worker.py")
 
 
 def test_unfrozen_params_are_all_reduced_only_after_rewrap() -> None:
-    result = run_ddp(WORKER, "rewrap")
-    assert result["synced"], "after yc_unfreeze, both ranks must see the same (all-reduced) gradient"
-    assert result["names"] == [".dfl"] and result["wrapper"] == "DistributedDataParallel"
-    naive = run_ddp(WORKER, "naive")
+    result = run_ddp(WORKER)
+    rewrap, naive = result["rewrap"], result["naive"]
+    assert rewrap["synced"], "after yc_unfreeze, both ranks must see the same (all-reduced) gradient"
+    assert rewrap["names"] == [".dfl"] and rewrap["wrapper"] == "DistributedDataParallel"
     assert not naive["synced"], "without re-wrapping, DDP leaves the unfrozen layer's gradients rank-local (the trap)"
