@@ -99,14 +99,18 @@ def _record_images(seen: dict[int, list[str]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def sampled_runs(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) -> dict[str, Any]:
-    """A 3-epoch run, and the same run stopped after epoch 1 and resumed. Only the train loader is observed, so
-    validation runs only after the last epoch (``val: false``; Ultralytics still validates the final one)."""
+def sampled_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 3-epoch run, and the same run stopped after epoch 1 and resumed, on 120 generated images (the loader's
+    sequence is the point, not learning). Only the train loader is observed, so validation runs only after the last
+    epoch (``val: false``; Ultralytics still validates the final one)."""
+    from yolocustom.demo_data import generate_demo_dataset
+
     features = {"repeat_factor_sampling": {"threshold": 0.5}}
     full: dict[int, list[str]] = {}
     folder = tmp_path_factory.mktemp("rfs")
+    data = generate_demo_dataset(folder / "shapes", n_train=120, n_val=8, img_size=32, seed=0, rare_ratio=5)
     train = {"epochs": 3, "batch": 16, "val": False}
-    trainer = run_recipe(write_recipe(folder / "a", shapes_yaml, features, **train), _record_images(full))
+    trainer = run_recipe(write_recipe(folder / "a", data, features, **train), _record_images(full))
 
     part: dict[int, list[str]] = {}
 
@@ -114,7 +118,7 @@ def sampled_runs(tmp_path_factory: pytest.TempPathFactory, shapes_yaml: Path) ->
         if t.epoch == 0:
             raise KeyboardInterrupt
 
-    recipe_b = write_recipe(folder / "b", shapes_yaml, features, **train)
+    recipe_b = write_recipe(folder / "b", data, features, **train)
     with pytest.raises(KeyboardInterrupt):
         run_recipe(recipe_b, {**_record_images(part), "on_fit_epoch_end": stop})
     last = folder / "b" / "runs" / "run" / "weights" / "last.pt"
