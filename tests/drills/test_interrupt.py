@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALL_FEATURES, CliProcess, read_csv, run_cli, write_drill_recipe
+from conftest import ALL_FEATURES, CliProcess, read_csv, run_cli, run_cli_in_process, write_drill_recipe
 
 _HINT = re.compile(r"Interrupted\. Resume with: yolocustom train --resume (\S+)")
 
@@ -77,7 +77,7 @@ def test_fresh_run_into_existing_folder_starts_clean_logs(tmp_path: Path, drill_
     stale = "epoch,scratch,dent,stain,crack\n1,0.1,0.1,0.1,0.1\n2,0.2,0.2,0.2,0.2\n"
     (run_dir / "f1_per_class.csv").write_text(stale)  # left by an earlier run killed before its first checkpoint
     (run_dir / "results.csv").write_text("epoch,time\n1,1.0\n")
-    run = run_cli(["train", str(recipe)], tmp_path / "logs")
+    run = run_cli_in_process(["train", str(recipe)])  # the files are the point: no interpreter start needed
     assert run.returncode == 0, run.output[-3000:]
     assert [int(r["epoch"]) for r in read_csv(run_dir / "f1_per_class.csv")] == [1]
     assert [int(r["epoch"]) for r in read_csv(run_dir / "results.csv")] == [1]
