@@ -1,17 +1,23 @@
 """Models and datasets resolve and download the Ultralytics way; failures are fast and clear; resume edge cases.
 
-A loopback HTTP server on 127.0.0.1 stands in for the internet (nothing leaves the machine). Every CLI run that may
-download goes through a subprocess with its own Ultralytics settings (``YOLO_CONFIG_DIR``: weights_dir, datasets_dir
-and runs_dir inside the test's folder), because Ultralytics reads them at import; the real settings and folders are
-never written.
+A loopback HTTP server on 127.0.0.1 stands in for the internet (nothing leaves the machine). Every CLI command runs in
+a process of its own with its own Ultralytics settings (``YOLO_CONFIG_DIR``: weights_dir, datasets_dir and runs_dir
+inside the test's folder), because Ultralytics reads them at import; the real settings and folders are never written.
+Those processes are forks of one warm interpreter (``WARM``) that has imported torch, torchvision, OpenCV and
+matplotlib, which read no Ultralytics setting, but not Ultralytics or yolocustom: each command still imports those
+under its own settings and environment, and the five seconds of torch imports are paid once per module, not per
+command.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -71,9 +77,109 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         httpd.server_close()
 
 
+WARM = r"""
+import gc, json, os, runpy, sys
+# the slow imports, done once (not pandas or ray.tune: pyarrow starts a thread, which a fork would not carry over)
+import cv2, matplotlib, torch, torch._inductor.config, torchvision
+
+gc.freeze()  # the children's collections skip (so do not copy) the inherited objects: exit in 0.6 s, not 1.8 s
+
+assert not {"ultralytics", "yolocustom"} & set(sys.modules), "each command must import them under its own settings"
+assert len(os.listdir("/proc/self/task")) == 1, "a forked process keeps only the forking thread"
+print("ready", flush=True)
+for line in iter(sys.stdin.readline, ""):
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        break
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+else:
+    sys.exit(0)
+# the forked child becomes `python ARGV` in the request's folder, environment and output files, and exits as it would
+os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+for fd, path in ((1, req["stdout"]), (2, req["stderr"])):
+    os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+os.chdir(req["cwd"])
+os.environ.clear()
+os.environ.update(req["env"])
+flag, target, *args = req["argv"]
+sys.argv = ["-c" if flag == "-c" else target, *args]  # run_module puts the module's path first, as -m does
+if flag == "-c":
+    exec(compile(target, "<string>", "exec"), {"__name__": "__main__"})
+else:
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+"""
+
+
+class Warm:
+    """Runs ``python -m MODULE ARGS`` or ``python -c CODE ARGS`` as forks of the ``WARM`` interpreter."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs, self.count = env, logs, itertools.count()
+        self.proc: subprocess.Popen[str] | None = None
+        self.ready = False
+
+    def start(self) -> None:
+        """Start the interpreter; its imports run while the caller goes on."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WARM],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            start_new_session=True,  # its own process group: the hang guard kills it with its child
+        )
+        self.ready = False
+
+    def _ready(self) -> subprocess.Popen[str]:
+        if self.proc is None or self.proc.poll() is not None:  # killed by the hang guard: a new one
+            self.start()
+        assert self.proc is not None and self.proc.stdout is not None
+        if not self.ready:
+            line = self.proc.stdout.readline()
+            assert line == "ready\n", f"the warm interpreter did not start ({line!r}; its stderr is above)"
+            self.ready = True
+        return self.proc
+
+    def run(
+        self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python ARGV`` in ``cwd`` with exactly ``env``; ``timeout`` is a hang guard, not a speed bound (a loaded
+        machine took over 300 s for one train)."""
+        proc = self._ready()
+        assert proc.stdin is not None and proc.stdout is not None
+        out, err = (self.logs / f"{next(self.count)}.{name}" for name in ("out", "err"))
+        req = {"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        proc.stdin.write(json.dumps(req) + "\n")
+        proc.stdin.flush()
+        if not select.select([proc.stdout], [], [], timeout)[0]:
+            os.killpg(proc.pid, signal.SIGKILL)  # the next command starts a new one
+            proc.wait()
+            raise TimeoutError(f"python {' '.join(argv)[:200]} ran over {timeout} s")
+        returncode = int(proc.stdout.readline())
+        return subprocess.CompletedProcess(argv, returncode, out.read_text(), err.read_text())
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.communicate(timeout=60)  # stdin closed: it exits
+
+
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, coco8_yaml: Path) -> Path:
-    """A finished 1-epoch yolo26n run on COCO8 at imgsz 32: its weights folder (last.pt stripped, best.pt)."""
+def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env.update(YOLO_OFFLINE="1", OMP_NUM_THREADS="1")  # OMP_NUM_THREADS is read when torch loads: here
+    runner = Warm(env, tmp_path_factory.mktemp("cli_output"))
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, coco8_yaml: Path, warm: Warm) -> Path:
+    """A finished 1-epoch yolo26n run on COCO8 at imgsz 32: its weights folder (last.pt stripped, best.pt). Its users
+    all run commands: ``warm`` is asked for first so that its imports overlap this training."""
     folder = tmp_path_factory.mktemp("pretrained")
     trainer = run_recipe(write_recipe(folder, coco8_yaml, epochs=1))
     return Path(trainer.wdir)
@@ -81,16 +187,17 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, coco8_yaml: Path) -> 
 
 @dataclass
 class UltraHome:
-    """Private Ultralytics settings for a subprocess."""
+    """Private Ultralytics settings for a command, and the warm interpreter that runs it."""
 
     env: dict[str, str]
     weights_dir: Path
     datasets_dir: Path
     cwd: Path
+    warm: Warm
 
 
 @pytest.fixture
-def ultra_home(tmp_path: Path) -> UltraHome:
+def ultra_home(tmp_path: Path, warm: Warm) -> UltraHome:
     from ultralytics.utils import SETTINGS
 
     cfg = tmp_path / "ultralytics_cfg"
@@ -105,21 +212,13 @@ def ultra_home(tmp_path: Path) -> UltraHome:
         "sync": False,
     }
     (cfg / "Ultralytics" / "settings.json").write_text(json.dumps(settings, indent=2))
-    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
-    env.update(YOLO_CONFIG_DIR=str(cfg), YOLO_OFFLINE="1", OMP_NUM_THREADS="1")
-    return UltraHome(env, weights_dir, datasets_dir, cwd)
+    env = {**warm.env, "YOLO_CONFIG_DIR": str(cfg)}
+    return UltraHome(env, weights_dir, datasets_dir, cwd, warm)
 
 
 def cli(home: UltraHome, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``yolocustom ARGS`` in ``home`` (its settings, its working directory)."""
-    return subprocess.run(
-        [sys.executable, "-m", "yolocustom", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,  # a hang guard, not a speed bound: a loaded machine took over 300 s for one train
-        cwd=home.cwd,
-        env=env or home.env,
-    )
+    """Run ``python -m yolocustom ARGS`` in ``home`` (its settings, its working directory), in a process of its own."""
+    return home.warm.run(["-m", "yolocustom", *args], home.cwd, env or home.env)
 
 
 def closed_port() -> int:
@@ -301,9 +400,7 @@ def test_dataset_download_then_counted_and_trained(
     expected = count_labels(split_image_paths(spec, "train"), spec.nc, progress=False)
     assert report["counts"] == list(expected.counts) and report["instances"] == expected.instances > 0
 
-    agree = subprocess.run(
-        [sys.executable, "-c", AGREE, str(data)], capture_output=True, text=True, cwd=ultra_home.cwd, env=ultra_home.env
-    )
+    agree = ultra_home.warm.run(["-c", AGREE, str(data)], ultra_home.cwd, ultra_home.env)
     assert agree.returncode == 0, agree.stderr[-3000:]
     where = json.loads(agree.stdout.strip().splitlines()[-1])
     assert where["ours"] == where["ultralytics"] and where["roots"] == [str(root), str(root)]
