@@ -121,20 +121,32 @@ def test_bad_recipe_under_two_ranks_fails_fast_with_one_message(tmp_path: Path, 
 
 
 @pytest.mark.drill
-def test_a_rank_whose_preflight_fails_stops_every_rank(tmp_path: Path, coco8_yaml: Path) -> None:
-    """Node 1 cannot find the dataset (its copy of the recipe names a missing YAML): its pre-flight fails, and node 0,
-    whose pre-flight passed, stops too, quoting rank 1's message, instead of waiting in the first collective. A drill
-    to keep CI within budget (two more torchrun agents, about 15 s on a quiet machine)."""
+@pytest.mark.parametrize(
+    ("broken", "own", "quoted"),
+    [
+        ({"data": "nowhere"}, ("error: dataset", "nowhere"), "error: rank 1 stopped the run (pre-flight): dataset"),
+        ({"epocs": 3}, ("train.epocs", "did you mean 'epochs'"), "error: rank 1 stopped the run (reading the recipe):"),
+    ],
+    ids=["dataset-after-the-group-forms", "recipe-before-the-group-forms"],
+)
+def test_a_rank_whose_preflight_fails_stops_every_rank(
+    tmp_path: Path, coco8_yaml: Path, broken: dict[str, Any], own: tuple[str, str], quoted: str
+) -> None:
+    """Node 1's copy of the recipe is broken (a missing dataset YAML, found by the pre-flight once the group exists; or
+    a misspelt key, found while reading the recipe, before it does). Node 0, whose recipe is fine, stops too, quoting
+    rank 1's message, instead of waiting in the first collective. A drill to keep CI within budget (two more torchrun
+    agents, about 15 s on a quiet machine)."""
     import subprocess
     import time
 
     good = write_recipe(tmp_path / "node0", coco8_yaml, **TRAIN)
-    missing = write_recipe(tmp_path / "node1", tmp_path / "nowhere" / "data.yaml", **TRAIN)
+    data = tmp_path / "nowhere" / "data.yaml" if "data" in broken else coco8_yaml
+    bad = write_recipe(tmp_path / "node1", data, **{k: v for k, v in broken.items() if k != "data"}, **TRAIN)
     base = run([*torchrun_cmd("--nproc-per-node", "1", recipe=good)[:-2], "--help"], env(), tmp_path)
     port = str(free_port())
     start = time.perf_counter()
     running = []
-    for node, recipe in enumerate((good, missing)):
+    for node, recipe in enumerate((good, bad)):
         args = ("--nnodes", "2", "--node-rank", str(node), "--nproc-per-node", "1")
         args += ("--master-addr", "127.0.0.1", "--master-port", port)
         args += ("--redirects", "3", "--log-dir", str(tmp_path / f"logs{node}"))
@@ -145,8 +157,8 @@ def test_a_rank_whose_preflight_fails_stops_every_rank(tmp_path: Path, coco8_yam
     wall = time.perf_counter() - start
     assert [p.returncode for p in running] == [1, 1]
     node0, node1 = (_rank_logs(tmp_path / f"logs{node}")[0] for node in (0, 1))
-    assert "error: dataset" in node1 and "nowhere" in node1, node1[-3000:]
-    assert "error: rank 1 stopped the run (pre-flight): dataset" in node0 and "nowhere" in node0, node0[-3000:]
+    assert all(text in node1 for text in own), node1[-3000:]
+    assert quoted in node0 and own[1] in node0, node0[-3000:]
     for text in (node0, node1):
         assert "Traceback" not in text, text[-3000:]
     assert wall <= 6 * base.wall_s, (wall, base.wall_s)  # ranks import torch and join; nothing waits for a timeout
