@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check torch torchvision -e ".[dev,tune,onnx]"
 	@touch $(STAMP)
 
+# one worker per core; a module (and the modules sharing the all-features run) stays on one worker: tests/conftest.py
 test: install
-	YOLO_OFFLINE=1 $(PY) -m pytest -q -m "not drill"
+	YOLO_OFFLINE=1 $(PY) -m pytest -q -m "not drill" -n auto
 
 lint: install
 	$(VENV)/bin/ruff check yolocustom tests bench

@@ -56,6 +56,25 @@ def shared_weights(name: str) -> Path:
     return path
 
 
+# The modules that read the session's all-features run (``shapes_all_features_run``, 50 s of training).
+SHARED_RUN_MODULES = ("test_train_f1_fitness.py", "test_train_per_class_fitness.py", "test_thresholds.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (``make test`` runs ``-n auto``) send each module to one worker, so its module-scoped runs
+    train once, and the modules in ``SHARED_RUN_MODULES`` to the same worker, so the all-features run trains once too.
+    (xdist's own ``--dist loadgroup`` reads marks from node ids, which pytest 9.2 no longer lets it rename.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "shapes_all_features_run" if module.endswith(SHARED_RUN_MODULES) else module
+
+    return ByModule(config, log)
+
+
 @pytest.fixture(scope="session")
 def coco8_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_dataset_yaml("coco8", tmp_path_factory.mktemp("coco8"))

@@ -1,20 +1,24 @@
 """``yolocustom tune``: real Ray Tune sweeps of real Ultralytics runs on a tiny generated dataset.
 
-One Ray instance serves the module (2 CPUs, no dashboard); the CLI runs in-process and uses it as it finds it, except
-the interrupt test, whose sweep runs in a subprocess that joins that instance with ``--address`` (so it can be sent
-SIGINT like a user's Ctrl-C). Trials train yolo26n from scratch at imgsz 32 on 16 images, 1-3 epochs.
+Trials train yolo26n from scratch at imgsz 32 on 16 images, 1-2 epochs. A trial's cost is mostly its start (a Ray
+worker importing torch and Ultralytics, building the model), so each sweep runs as few trials as its assertions need,
+and the crash sweep runs in the background beside the grid sweep: in a fresh Python with no Ray, where the command
+starts its own. One small Ray instance (2 CPUs, no dashboard) serves the rest: the grid sweep's driver is a subprocess
+that joins it with ``--address`` (so it can be sent SIGINT like a user's Ctrl-C); ``--resume`` and the ASHA sweep run
+in-process and use it as they find it.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ TRAIN = {
     "optimizer": "SGD",  # 'auto' would pick its own LR and ignore the swept lr0
     "warmup_epochs": 0,
 }
+Waiter = Callable[[], dict[str, Any]]  # waits for a background sweep, then returns what it left
 
 
 @pytest.fixture(scope="module")
@@ -91,58 +96,80 @@ def epochs_in(run_folder: Path) -> list[int]:
     return [int(float(r["epoch"])) for r in read_rows(run_folder / "results.csv")]
 
 
-# -- a crashing trial ----------------------------------------------------------------------------------------------
-
-
-def test_a_crashing_trial_is_recorded_and_the_others_finish(tiny_data: Path, tmp_path: Path) -> None:
-    """Runs first, before the module's Ray instance exists: the command starts its own local Ray and stops it."""
-    ray = pytest.importorskip("ray")
-    was_running = ray.is_initialized()
-    recipe = recipe_file(tmp_path, tiny_data, epochs=1)
-    space = space_file(tmp_path, "model: {grid: [yolo26n.yaml, no-such-model.yaml]}\n")
-    result = tune(recipe, "--space", space, "--project", tmp_path / "tune", "--name", "crash")
-    assert result.exit_code == 0, result.output
-    rows = {r["model"]: r for r in read_rows(tmp_path / "tune" / "crash" / "trials.csv")}
-    assert rows["no-such-model.yaml"]["status"] == "error"
-    assert "no-such-model" in rows["no-such-model.yaml"]["error"]
-    good = rows["yolo26n.yaml"]
-    assert good["status"] == "completed" and good["best fitness"] != ""  # the default metric: the recipe's fitness
-    assert (Path(good["run_folder"]) / "weights" / "best.pt").is_file()
-    assert yaml.safe_load((tmp_path / "tune" / "crash" / "best.yaml").read_text())["model"] == "yolo26n.yaml"
-    if not was_running:  # the sweep ran, so the command started a local Ray, and shut it down after
-        assert not ray.is_initialized()
-
-
-# -- a 3-trial grid ------------------------------------------------------------------------------------------------
+# -- a grid, interrupted and resumed -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def grid_sweep(ray_address: str, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def grid_sweep(
+    crash_sweep: Waiter, ray_address: str, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A 2-point grid sent SIGINT once the first trial has finished and the second has reported an epoch (so it has
+    a checkpoint), then finished with ``--resume``. Trials run one at a time (2 CPUs each), so the second one started
+    only after the first had ended. FIFO: ASHA could stop the second trial on its loss before the interrupt.
+    ``crash_sweep`` is only started here, to run beside these one-at-a-time trials."""
     folder = tmp_path_factory.mktemp("grid")
     recipe = recipe_file(folder, tiny_data, {"f1_logging": {"per_class": False}})
-    space = space_file(folder, "train.lr0: {grid: [0.01, 0.02, 0.04]}\n")
-    result = tune(
-        recipe,
-        "--space",
-        space,
-        "--metric",
-        "val/box_loss",
-        "--scheduler",
-        "fifo",
-        "--project",
-        folder / "tune",
-        "--name",
-        "g",
-    )
-    return {"result": result, "sweep": folder / "tune" / "g", "recipe": recipe}
+    space = space_file(folder, "train.lr0: {grid: [0.01, 0.02]}\n")
+    project, sweep = folder / "tune", folder / "tune" / "g"
+    cmd = [sys.executable, "-m", "yolocustom", "tune", str(recipe), "--space", str(space), "--metric", "val/box_loss"]
+    cmd += ["--scheduler", "fifo", "--cpus-per-trial", "2", "--address", ray_address]
+    cmd += ["--project", str(project), "--name", "g"]
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sorted(len(read_rows(p)) for p in sweep.glob("ray-*/progress.csv")) == [1, 2]:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    trials = sweep / "trials.csv"
+    before = {r["trial"]: r for r in read_rows(trials)} if trials.is_file() else {}
+    finished = {
+        t: (sweep / "trials" / t / "weights" / "last.pt").stat().st_mtime_ns
+        for t, r in before.items()
+        if r["status"] == "completed"
+    }
+    resumed = tune("--resume", "--name", "g", "--project", project)
+    return {
+        "interrupted": (proc.returncode, out, err),
+        "before": before,
+        "finished": finished,
+        "result": resumed,
+        "sweep": sweep,
+        "recipe": recipe,
+    }
+
+
+def test_interrupt_then_resume_runs_no_trial_twice(grid_sweep: dict[str, Any]) -> None:
+    sweep, (code, out, err) = grid_sweep["sweep"], grid_sweep["interrupted"]
+    assert code == 130, out + err
+    assert f"yolocustom tune --resume --name g --project {sweep.parent}" in err
+    before, finished = grid_sweep["before"], grid_sweep["finished"]
+    assert sorted(r["status"] for r in before.values()) == ["completed", "unfinished"], before
+
+    result = grid_sweep["result"]
+    assert result.exit_code == 0, result.output
+    after = read_rows(sweep / "trials.csv")
+    assert {r["trial"] for r in after} == set(before)  # the same two trials, no new one
+    assert all(r["status"] == "completed" and r["epochs"] == "2" for r in after), after
+    for trial, mtime in finished.items():  # the finished trial was not trained again
+        assert (sweep / "trials" / trial / "weights" / "last.pt").stat().st_mtime_ns == mtime
+    for row in after:  # no epoch trained or reported twice, the interrupted trial included
+        assert epochs_in(Path(row["run_folder"])) == [1, 2]
+        progress = next(sweep.glob(f"ray-{row['trial']}/progress.csv"))
+        assert [int(float(r["epoch"])) for r in read_rows(progress)] == [1, 2]
 
 
 def test_grid_sweep_runs_each_point_as_a_normal_run(grid_sweep: dict[str, Any]) -> None:
+    """Checked on the resumed sweep: the interrupted trial, too, ends as a normal run."""
     result, sweep = grid_sweep["result"], grid_sweep["sweep"]
     assert result.exit_code == 0, result.output
     rows = read_rows(sweep / "trials.csv")
-    assert len(rows) == 3
-    assert sorted(float(r["train.lr0"]) for r in rows) == [0.01, 0.02, 0.04]
+    assert sorted(float(r["train.lr0"]) for r in rows) == [0.01, 0.02]
     for row in rows:
         run = Path(row["run_folder"])
         assert run.parent == sweep / "trials"
@@ -183,92 +210,78 @@ def test_best_yaml_is_the_winning_recipe_and_trains(grid_sweep: dict[str, Any], 
     assert (Path(base["train"]["project"]) / base["train"]["name"] / "weights" / "best.pt").is_file()
 
 
+# -- a crashing trial ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crash_sweep(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Waiter]:
+    """A sweep in a fresh Python where no Ray runs, so the command starts its own local Ray; the probe then says
+    whether Ray is still up. It runs in the background (the grid sweep starts it, so its two trials use the CPU that
+    the grid's one-at-a-time trials leave); calling the fixture's value waits for it."""
+    pytest.importorskip("ray")
+    folder = tmp_path_factory.mktemp("crash")
+    recipe = recipe_file(folder, tiny_data, epochs=1)
+    space = space_file(folder, "model: {grid: [yolo26n.yaml, no-such-model.yaml]}\n")
+    argv = ["yolocustom", "tune", str(recipe), "--space", str(space), "--project", str(folder / "tune"), "--name", "c"]
+    probe = (
+        "import sys\n"
+        "import ray\n"
+        "from yolocustom.cli import main\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    print('Ray still initialized:', ray.is_initialized())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # nothing to join: none is running
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    proc = subprocess.Popen([sys.executable, "-c", probe], cwd=folder, env=env, **pipes)
+
+    @functools.cache
+    def finish() -> dict[str, Any]:
+        out, err = proc.communicate(timeout=300)
+        return {"code": proc.returncode, "out": out, "err": err, "sweep": folder / "tune" / "c"}
+
+    try:
+        yield finish
+        finish()  # even when no test waited: a killed driver could leave its Ray running
+    finally:
+        proc.kill()
+
+
+def test_a_crashing_trial_is_recorded_and_the_others_finish(crash_sweep: Waiter) -> None:
+    ran = crash_sweep()
+    assert ran["code"] == 0, ran["out"] + ran["err"]
+    rows = {r["model"]: r for r in read_rows(ran["sweep"] / "trials.csv")}
+    assert rows["no-such-model.yaml"]["status"] == "error"
+    assert "no-such-model" in rows["no-such-model.yaml"]["error"]
+    good = rows["yolo26n.yaml"]
+    assert good["status"] == "completed" and good["best fitness"] != ""  # the default metric: the recipe's fitness
+    assert (Path(good["run_folder"]) / "weights" / "best.pt").is_file()
+    assert yaml.safe_load((ran["sweep"] / "best.yaml").read_text())["model"] == "yolo26n.yaml"
+    assert "Started a local Ray instance" in ran["err"]  # the command started its own Ray ...
+    assert "Ray still initialized: False" in ran["out"]  # ... and shut it down after
+
+
 # -- ASHA ----------------------------------------------------------------------------------------------------------
 
 
 def test_asha_stops_poor_trials_early(ray_address: str, tiny_data: Path, tmp_path: Path) -> None:
-    """Built so ASHA must stop trials: one trial at a time (2 CPUs each), the metric is the reported learning rate of
+    """Built so ASHA must stop a trial: one trial at a time (2 CPUs each), the metric is the reported learning rate of
     the first parameter group (deterministic: lr0 at epoch 1 with no warmup), and the best lr0 comes first. At the
-    first rung the later, lower trials fall below the recorded cutoff and are stopped after 1 of 3 epochs."""
-    recipe = recipe_file(tmp_path, tiny_data, epochs=3)
-    space = space_file(tmp_path, "train.lr0: {grid: [0.02, 0.001, 0.0005]}\n")
-    result = tune(
-        recipe,
-        "--space",
-        space,
-        "--metric",
-        "lr/pg0",
-        "--scheduler",
-        "asha",
-        "--grace-period",
-        "1",
-        "--reduction-factor",
-        "2",
-        "--cpus-per-trial",
-        "2",
-        "--project",
-        tmp_path / "tune",
-        "--name",
-        "asha",
-    )
+    first rung the second, lower trial falls below the cutoff the first one recorded and is stopped after 1 of 2
+    epochs (a trial waits in its report until Ray Tune lets it go on, so it cannot run ahead of the decision)."""
+    recipe = recipe_file(tmp_path, tiny_data)
+    space = space_file(tmp_path, "train.lr0: {grid: [0.02, 0.001]}\n")
+    args = ["--metric", "lr/pg0", "--scheduler", "asha", "--grace-period", "1", "--reduction-factor", "2"]
+    args += ["--cpus-per-trial", "2", "--project", str(tmp_path / "tune"), "--name", "asha"]
+    result = tune(recipe, "--space", space, *args)
     assert result.exit_code == 0, result.output
     rows = {float(r["train.lr0"]): r for r in read_rows(tmp_path / "tune" / "asha" / "trials.csv")}
-    assert rows[0.02]["status"] == "completed" and rows[0.02]["epochs"] == "3"
-    stopped = [r for r in rows.values() if r["status"] == "stopped early"]
-    assert stopped, rows
-    for row in stopped:
-        assert int(row["epochs"]) < 3
-        assert epochs_in(Path(row["run_folder"])) == list(range(1, int(row["epochs"]) + 1))  # the run really stopped
-
-
-# -- interrupt and resume ------------------------------------------------------------------------------------------
-
-
-def test_interrupt_then_resume_runs_no_trial_twice(ray_address: str, tiny_data: Path, tmp_path: Path) -> None:
-    recipe = recipe_file(tmp_path, tiny_data)
-    space = space_file(tmp_path, "train.lr0: {grid: [0.01, 0.02, 0.03]}\n")
-    sweep = tmp_path / "tune" / "r"
-    cmd = [sys.executable, "-m", "yolocustom", "tune", str(recipe), "--space", str(space), "--cpus-per-trial", "2"]
-    cmd += ["--address", ray_address, "--project", str(tmp_path / "tune"), "--name", "r"]
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            # interrupt once one trial has finished and the next has reported an epoch (so it has a checkpoint);
-            # trials run one at a time (2 CPUs each), so the next one started only after the first had ended
-            reported = sorted(len(read_rows(p)) for p in sweep.glob("ray-*/progress.csv"))
-            if reported == [1, 2]:
-                break
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, out + err
-    assert f"yolocustom tune --resume --name r --project {tmp_path / 'tune'}" in err
-    before = {r["trial"]: r for r in read_rows(sweep / "trials.csv")}
-    assert len(before) == 3 and "unfinished" in {r["status"] for r in before.values()}
-    finished = {
-        t: (sweep / "trials" / t / "weights" / "last.pt").stat().st_mtime_ns
-        for t, r in before.items()
-        if r["status"] == "completed"
-    }
-    assert finished
-
-    result = tune("--resume", "--name", "r", "--project", tmp_path / "tune")
-    assert result.exit_code == 0, result.output
-    after = read_rows(sweep / "trials.csv")
-    assert {r["trial"] for r in after} == set(before)  # the same three trials, no new one
-    assert all(r["status"] == "completed" and r["epochs"] == "2" for r in after), after
-    for trial, mtime in finished.items():  # finished trials were not trained again
-        assert (sweep / "trials" / trial / "weights" / "last.pt").stat().st_mtime_ns == mtime
-    for row in after:  # no epoch trained or reported twice, the interrupted trial included
-        assert epochs_in(Path(row["run_folder"])) == [1, 2]
-        assert [int(float(r["epoch"])) for r in read_rows(next(sweep.glob(f"ray-{row['trial']}/progress.csv")))] == [
-            1,
-            2,
-        ]
+    assert rows[0.02]["status"] == "completed" and rows[0.02]["epochs"] == "2", rows
+    assert rows[0.001]["status"] == "stopped early" and rows[0.001]["epochs"] == "1", rows
+    assert epochs_in(Path(rows[0.001]["run_folder"])) == [1]  # the run really stopped
 
 
 # -- bad space files -----------------------------------------------------------------------------------------------
