@@ -282,6 +282,12 @@ def test_asha_stops_poor_trials_early(ray_address: str, tiny_data: Path, tmp_pat
     assert rows[0.02]["status"] == "completed" and rows[0.02]["epochs"] == "2", rows
     assert rows[0.001]["status"] == "stopped early" and rows[0.001]["epochs"] == "1", rows
     assert epochs_in(Path(rows[0.001]["run_folder"])) == [1]  # the run really stopped
+    from ultralytics.utils.patches import torch_load
+
+    # the surviving trial ends as Ultralytics ends a run: best.pt validated and stripped by final_eval (ASHA must not
+    # stop a trial at its last report, inside on_fit_epoch_end, before that)
+    best = torch_load(Path(rows[0.02]["run_folder"]) / "weights" / "best.pt", map_location="cpu")
+    assert best["epoch"] == -1 and best["optimizer"] is None, (best["epoch"], type(best["optimizer"]))
 
 
 # -- bad space files -----------------------------------------------------------------------------------------------

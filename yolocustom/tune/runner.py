@@ -255,6 +255,9 @@ def tune_sweep(sweep: Sweep, space_data: Any, resume: bool, address: str | None)
                     max_t=sweep.epochs,
                     grace_period=min(sweep.grace_period, sweep.epochs),
                     reduction_factor=sweep.reduction_factor,
+                    # a trial reporting its last epoch runs on into Ultralytics' final_eval (best.pt validated and
+                    # stripped, thresholds chosen); stopping it there would cut that off inside on_fit_epoch_end
+                    stop_last_trials=False,
                 )
                 if sweep.scheduler == "asha"
                 else FIFOScheduler()
