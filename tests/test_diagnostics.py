@@ -175,8 +175,9 @@ def test_dry_run_warns_on_stderr_and_prints_only_the_plan(tmp_path: Path, coco8_
     recipe = write_recipe(tmp_path, coco8_yaml, features, epochs=2)
     result = CliRunner().invoke(APP, ["train", str(recipe), "--dry-run"])
     assert result.exit_code == 0, result.output
+    # that Ultralytics' set-up lines stay off stdout is checked in a real process (test_resolve.py, quiet dry run):
+    # its logger keeps the stdout it saw at import, which CliRunner never captures
     assert result.stdout.startswith("yolocustom plan for yolo26n.yaml")
-    assert "Freezing layer" not in result.stdout
     warning = [line for line in result.stderr.splitlines() if ": warning: " in line]
     assert len(warning) == 1 and warning[0].startswith(f"{recipe}:")
     assert ": warning: features.freeze: model 'yolo26n.yaml' is built from a YAML" in warning[0]
