@@ -13,6 +13,7 @@ Nothing here imports torch at module level: the CLI reads the environment before
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -177,6 +178,7 @@ def device_index(world: World) -> int:
     )
 
 
+@functools.cache
 def store(world: World) -> Any:
     """The launcher's key-value store for this attempt (environment rendezvous at ``MASTER_ADDR:MASTER_PORT``), opened
     once per process: the pre-flight before the group (``preflight``) and the group itself (``join``) share it.
@@ -184,9 +186,6 @@ def store(world: World) -> Any:
     Raises:
         UserError: When the rendezvous cannot be reached.
     """
-    global _STORE
-    if _STORE is not None:
-        return _STORE
     import torch.distributed as dist
 
     os.environ.update(world.torch_env())  # env:// rendezvous reads these (a SLURM group has only SLURM_* names)
@@ -199,11 +198,7 @@ def store(world: World) -> Any:
         ) from None
     # the launcher's store outlives a torchrun restart: without a per-attempt prefix, a restarted rank could read a
     # dead rank's address (or a pre-flight verdict) from the previous attempt's keys
-    _STORE = dist.PrefixStore(f"yolocustom/attempt_{world.restart}", found)
-    return _STORE
-
-
-_STORE: Any = None
+    return dist.PrefixStore(f"yolocustom/attempt_{world.restart}", found)
 
 
 def join(world: World, device: str | None) -> str:
