@@ -1,7 +1,7 @@
 """Test-only probe for multi-process runs: with ``YC_PROBE_DIR`` set and this folder on ``PYTHONPATH``, every Python
 process registers an Ultralytics default callback that records, per rank and epoch, a hash of the model's parameters,
-the class weights and the train sampler's draw and shard (and each epoch's start, with the process id), as
-JSON lines in ``$YC_PROBE_DIR/rank<RANK>.jsonl``.
+the class weights and the train sampler's draw and shard (and each epoch's first finished batch, with the process
+id), as JSON lines in ``$YC_PROBE_DIR/rank<RANK>.jsonl``.
 
 Python imports ``sitecustomize`` at start-up, so the real ``yolocustom train`` CLI under torchrun carries the probe
 without any test hook in the product code.
@@ -50,9 +50,14 @@ if os.environ.get("YC_PROBE_DIR"):
             row["shard"] = sampler.shard(trainer.epoch).tolist()
         _write(row)
 
-    def _started(trainer: Any) -> None:
-        rank = int(os.environ.get("RANK", "-1"))
-        _write({"event": "start", "rank": rank, "pid": os.getpid(), "epoch": int(trainer.epoch)})
+    _batched: set[int] = set()
+
+    def _first_batch(trainer: Any) -> None:
+        """The epoch's first optimizer batch has ended: the worker is inside the epoch, with its rest still to run."""
+        if int(trainer.epoch) not in _batched:
+            _batched.add(int(trainer.epoch))
+            rank = int(os.environ.get("RANK", "-1"))
+            _write({"event": "batch", "rank": rank, "pid": os.getpid(), "epoch": int(trainer.epoch)})
 
     def _write(row: dict[str, Any]) -> None:
         out = Path(os.environ["YC_PROBE_DIR"]) / f"rank{row['rank']}.jsonl"
@@ -62,7 +67,7 @@ if os.environ.get("YC_PROBE_DIR"):
     try:
         from ultralytics.utils.callbacks.base import default_callbacks
 
-        default_callbacks["on_train_epoch_start"].append(_started)
+        default_callbacks["on_train_batch_end"].append(_first_batch)
         default_callbacks["on_train_epoch_end"].append(_record)
     except ImportError:  # a process without Ultralytics (never the trainer's)
         pass

@@ -24,18 +24,19 @@ pytestmark = pytest.mark.drill
 EPOCHS = 4
 
 
-def _wait_for_start(probe: Path, rank: int, epoch: int, proc: subprocess.Popen[str], timeout: float = 600) -> int:
-    """Wait until ``rank`` starts 0-based ``epoch`` in the first attempt; return that worker's pid."""
+def _wait_for_batch(probe: Path, rank: int, epoch: int, proc: subprocess.Popen[str], timeout: float = 600) -> int:
+    """Wait until ``rank`` has finished the first batch of 0-based ``epoch`` in the first attempt (so it is inside that
+    epoch, with the rest of its batches still to run); return that worker's pid."""
     deadline = time.monotonic() + timeout
     file = probe / f"rank{rank}.jsonl"
     while time.monotonic() < deadline and proc.poll() is None:
         if file.exists():
             for line in file.read_text().splitlines():
                 row = json.loads(line)
-                if row["event"] == "start" and row["epoch"] == epoch:
+                if row["event"] == "batch" and row["epoch"] == epoch:
                     return int(row["pid"])
         time.sleep(0.05)
-    raise AssertionError(f"rank {rank} never started epoch {epoch + 1}")
+    raise AssertionError(f"rank {rank} never got into epoch {epoch + 1}")
 
 
 def test_sigkill_one_worker_mid_epoch_resumes_under_max_restarts(tmp_path: Path, drill_shapes: Path) -> None:
@@ -59,8 +60,8 @@ def test_sigkill_one_worker_mid_epoch_resumes_under_max_restarts(tmp_path: Path,
         start_new_session=True,
     )
     try:
-        victim = _wait_for_start(probe, rank=1, epoch=1, proc=proc)
-        time.sleep(1.0)  # into epoch 2's batches
+        # killed inside epoch 2: a fixed sleep after the epoch's start could outlast its 12 steps on a quiet machine
+        victim = _wait_for_batch(probe, rank=1, epoch=1, proc=proc)
         os.kill(victim, signal.SIGKILL)
         code = proc.wait(timeout=900)
     finally:
